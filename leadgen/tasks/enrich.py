@@ -1,0 +1,1 @@
+"""Celery tasks of the enrich stage (filled in by the stage's module)."""

@@ -1,0 +1,1 @@
+"""Celery tasks of the intake stage (filled in by the stage's module)."""

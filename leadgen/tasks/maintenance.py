@@ -1,0 +1,1 @@
+"""Celery tasks of the maintenance stage (filled in by the stage's module)."""

@@ -1,0 +1,1 @@
+"""Celery tasks of the search stage (filled in by the stage's module)."""
