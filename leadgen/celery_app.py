@@ -13,6 +13,7 @@ from leadgen.queues import build_config
 TASK_MODULES = [
     "leadgen.tasks.intake",
     "leadgen.tasks.search",
+    "leadgen.tasks.serp",
     "leadgen.tasks.enrich",
     "leadgen.tasks.outreach",
     "leadgen.tasks.maintenance",

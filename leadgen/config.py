@@ -137,7 +137,8 @@ class Settings(BaseSettings):
     enrich_respect_robots: bool = True
     enrich_user_agent: str = "leadgen/1.0 (+contact crawler; respects robots.txt)"
     enrich_proxy_url: CsvList = []
-    enrich_allowed_networks: CsvList = []  # e.g. 127.0.0.0/8 for the sandbox; empty = public only
+    enrich_allowed_networks: CsvList = []  # e.g. 127.77.0.0/16 for the sandbox; empty = public only
+    enrich_ca_file: str = ""  # extra CA bundle to trust (a TLS-inspecting proxy, the sandbox)
     homepage_excerpt_limit: int = Field(4_000, ge=200)
     mx_check_enabled: bool = True
     dns_resolvers: CsvList = []  # "host" or "host:port"; empty = the system resolver
