@@ -1,0 +1,53 @@
+"""The lease sweeper: frees work whose worker died mid-task.
+
+A claimed row carries `lease_until`. When the lease has run out, the claim is released so that
+another worker can pick the row up — except an email in `sending`, which may already have left:
+it becomes `unknown` and waits for a person (`leadgen outbox review`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from leadgen.models import Company, OutreachMessage, SerpOperation, SerpQuery, utcnow
+
+
+@dataclass
+class SweepReport:
+    queries: int = 0
+    operations: int = 0
+    companies: int = 0
+    messages_unknown: int = 0
+
+
+def sweep_leases(session: Session, now: datetime | None = None) -> SweepReport:
+    now = now or utcnow()
+    report = SweepReport()
+    report.queries = session.execute(
+        update(SerpQuery)
+        .where(SerpQuery.status == "submitting", SerpQuery.lease_until < now)
+        .values(status="pending", lease_until=None, next_attempt_at=now,
+                last_error="lease expired: the worker stopped while submitting")
+    ).rowcount
+    report.operations = session.execute(
+        update(SerpOperation)
+        .where(SerpOperation.lease_until < now)
+        .values(lease_until=None)
+    ).rowcount
+    report.companies = session.execute(
+        update(Company)
+        .where(Company.status == "enriching", Company.lease_until < now)
+        .values(status="new", lease_until=None,
+                last_error="lease expired: the worker stopped while crawling")
+    ).rowcount
+    report.messages_unknown = session.execute(
+        update(OutreachMessage)
+        .where(OutreachMessage.status == "sending", OutreachMessage.lease_until < now)
+        .values(status="unknown", lease_until=None,
+                last_error="found in sending after its lease: may have been delivered; review")
+    ).rowcount
+    return report

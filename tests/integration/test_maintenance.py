@@ -1,0 +1,39 @@
+from datetime import timedelta
+
+from leadgen.maintenance import sweep_leases
+from leadgen.models import Company, Contact, OutreachMessage, SerpQuery, utcnow
+
+
+def test_sweeper_frees_expired_claims_and_never_resends(session):
+    now = utcnow()
+    past, future = now - timedelta(minutes=5), now + timedelta(minutes=5)
+    session.add_all([
+        SerpQuery(query_hash="a", query_text="q a", region_id=213, region_source="city",
+                  niche="n", status="submitting", scheduled_for=now, lease_until=past),
+        SerpQuery(query_hash="b", query_text="q b", region_id=213, region_source="city",
+                  niche="n", status="submitting", scheduled_for=now, lease_until=future),
+        Company(domain="old.ru", name="Old", homepage_url="https://old.ru/", status="enriching",
+                lease_until=past),
+        Company(domain="busy.ru", name="Busy", homepage_url="https://busy.ru/",
+                status="enriching", lease_until=future),
+    ])
+    session.flush()
+    company = session.query(Company).filter_by(domain="old.ru").one()
+    contact = Contact(company_id=company.id, email="info@old.ru", method="mailto", confidence=1.0)
+    session.add(contact)
+    session.flush()
+    session.add(OutreachMessage(contact_id=contact.id, company_id=company.id,
+                                to_email="info@old.ru", subject="s", body="b", status="sending",
+                                generator="template", lease_until=past))
+    session.commit()
+
+    report = sweep_leases(session, now)
+    session.commit()
+
+    assert (report.queries, report.companies, report.messages_unknown) == (1, 1, 1)
+    statuses = {q.query_hash: q.status for q in session.query(SerpQuery)}
+    assert statuses == {"a": "pending", "b": "submitting"}
+    assert {c.domain: c.status for c in session.query(Company)} == {
+        "old.ru": "new", "busy.ru": "enriching"}
+    assert session.query(OutreachMessage).one().status == "unknown"
+    assert sweep_leases(session, now).messages_unknown == 0  # idempotent
