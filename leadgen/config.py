@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     search_blocked_domains: CsvList = []
     search_submit_batch_size: int = Field(50, ge=1)
     search_poll_batch_size: int = Field(50, ge=1)
+    serp_skip_touchdown: bool = True  # no company for results Yandex flags with touchdown (РКН)
+    serp_rps_backoff_seconds: int = Field(60, ge=1)  # first back-off after error 55/100
+    dedupe_fuzzy_names: bool = True
+    dedupe_shared_emails: bool = True
+    dedupe_shared_email_max_companies: int = Field(3, ge=2)  # more = a web studio's address
 
     # --- enrichment ---------------------------------------------------------------------------
     enrich_timeout_seconds: float = Field(6.0, ge=1)
@@ -156,6 +161,11 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(4, ge=1)
     llm_allow_links: bool = False
     offer_brief_file: str = ""
+    llm_excerpt_tokens: int = Field(800, ge=50)  # homepage excerpt budget in the prompt
+    llm_body_min_chars: int = Field(200, ge=1)
+    llm_body_max_chars: int = Field(2500, ge=100)
+    openai_backoff_seconds: float = Field(1.0, ge=0)  # first retry delay, doubled each time
+    openai_max_backoff_seconds: float = Field(30.0, ge=0)  # cap, also on a server retry-after
 
     # --- queue and delivery -------------------------------------------------------------------
     email_sending_enabled: bool = True
@@ -166,6 +176,7 @@ class Settings(BaseSettings):
     send_gap_max_seconds: int = Field(480, ge=0)
     send_batch_size: int = Field(50, ge=1)
     send_max_attempts: int = Field(5, ge=1)
+    send_backoff_minutes: CsvList = ["5", "15", "60", "240"]  # after SMTP 4xx; last repeats
     smtp_host: str = "smtp.gmail.com"
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
@@ -190,12 +201,20 @@ class Settings(BaseSettings):
     mailboxes_json: str = ""  # a JSON list of mailboxes; overrides SMTP_*/GMAIL_*/YANDEX_*
     routing_enabled: bool = False
     routing_ru_mx_patterns: CsvList = ["yandex", "mail.ru", "rambler", "mxs.mail.ru"]
+    routing_ru_mx_tlds: CsvList = ["ru", "su", "xn--p1ai"]  # MX hosts under these TLDs → ru
+    routing_force_ru_domains: CsvList = [
+        "yandex.ru", "ya.ru", "yandex.com", "mail.ru", "bk.ru", "inbox.ru", "list.ru",
+        "rambler.ru"]
+    routing_mx_cache_ttl_hours: float = Field(168.0, gt=0)
     unsubscribe_url: str = ""  # https://…/unsubscribe; enables RFC 8058 one-click
     unsubscribe_mailto: str = ""
     unsubscribe_secret: str = ""
 
     # --- operations ---------------------------------------------------------------------------
     lease_seconds: int = Field(900, ge=30)
+    # 0 = production crontab ticks (every minute). The demo and end-to-end tests set a few
+    # seconds so the whole pipeline runs in one go.
+    beat_interval_seconds: int = Field(0, ge=0)
     flower_basic_auth: str = ""
 
     # --- validators ---------------------------------------------------------------------------
@@ -207,6 +226,9 @@ class Settings(BaseSettings):
         "dns_resolvers",
         "send_working_days",
         "routing_ru_mx_patterns",
+        "routing_ru_mx_tlds",
+        "routing_force_ru_domains",
+        "send_backoff_minutes",
         mode="before",
     )
     @classmethod

@@ -194,12 +194,18 @@ class Company(WorkItem, Timestamped, Base):
     """
 
     __tablename__ = "companies"
-    __table_args__ = (Index("ix_companies_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_companies_due", "status", "next_attempt_at"),
+        Index("ix_companies_name_key", "name_key", "city"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     domain: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
     name_source: Mapped[str] = mapped_column(String(20), default="domain", nullable=False)
+    # The name without legal form, quotes and punctuation (leadgen.serp.names.name_key), for
+    # fuzzy dedupe; NULL when the name only comes from the domain.
+    name_key: Mapped[str | None] = mapped_column(String(200))
     homepage_url: Mapped[str] = mapped_column(Text, nullable=False)
     niche: Mapped[str | None] = mapped_column(Text)
     city: Mapped[str | None] = mapped_column(Text)

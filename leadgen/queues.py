@@ -6,6 +6,7 @@ Workers subscribe to queues, so work can be re-split across machines without cod
 from __future__ import annotations
 
 from enum import StrEnum
+from datetime import timedelta
 from typing import Any
 
 from celery.schedules import crontab
@@ -84,6 +85,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "options": {"expires": 450},
         },
     }
+    if settings.beat_interval_seconds:
+        fast = timedelta(seconds=settings.beat_interval_seconds)
+        for entry in schedule.values():
+            entry["schedule"] = fast
+            entry["options"]["expires"] = max(2, int(fast.total_seconds() * 1.5))
     if settings.sheet_sync_enabled:
         interval = settings.sheet_sync_interval_minutes
         schedule["intake-sheet-sync"] = {

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 08:59:18.736094
+Create Date: 2026-11-25 09:06:22.528026
 """
 
 from collections.abc import Sequence
@@ -109,6 +109,7 @@ def upgrade() -> None:
     sa.Column('domain', sa.String(length=255), nullable=False),
     sa.Column('name', sa.Text(), nullable=False),
     sa.Column('name_source', sa.String(length=20), nullable=False),
+    sa.Column('name_key', sa.String(length=200), nullable=True),
     sa.Column('homepage_url', sa.Text(), nullable=False),
     sa.Column('niche', sa.Text(), nullable=True),
     sa.Column('city', sa.Text(), nullable=True),
@@ -138,6 +139,7 @@ def upgrade() -> None:
     with op.batch_alter_table('companies', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_companies_batch_tag'), ['batch_tag'], unique=False)
         batch_op.create_index('ix_companies_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_companies_name_key', ['name_key', 'city'], unique=False)
 
     op.create_table('serp_operations',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -269,6 +271,7 @@ def downgrade() -> None:
 
     op.drop_table('serp_operations')
     with op.batch_alter_table('companies', schema=None) as batch_op:
+        batch_op.drop_index('ix_companies_name_key')
         batch_op.drop_index('ix_companies_due')
         batch_op.drop_index(batch_op.f('ix_companies_batch_tag'))
 

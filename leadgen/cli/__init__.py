@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -24,12 +25,15 @@ def main() -> None:
     """Lead generation and cold outreach: sheet → Yandex → sites → emails."""
 
 
-def _register() -> None:
-    from leadgen.cli import core
+# Each module in leadgen/cli/ exposes COMMANDS; a stage adds its module name here.
+COMMAND_MODULES = ["core", "pipeline"]
 
-    for command in core.COMMANDS:
-        main.add_command(command)
-    # Stage modules register theirs below (one import each).
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"leadgen.cli.{name}")
+        for command in module.COMMANDS:
+            main.add_command(command)
 
 
 _register()
