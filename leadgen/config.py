@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     query_templates: CsvList = ["{niche} {place}"]
     query_pages: int = Field(1, ge=1, le=10)
     query_refresh_days: int = Field(0, ge=0)  # 0 = a query is never searched again
+    query_max_niche_chars: int = Field(200, ge=10)  # a longer niche cell is rejected as junk
     night_window_start: time = time(0, 0)
     night_window_end: time = time(7, 59)
 
@@ -120,9 +121,14 @@ class Settings(BaseSettings):
     yandex_poll_interval_seconds: int = Field(60, ge=0)
     yandex_operation_timeout_hours: float = Field(12.0, gt=0)
     yandex_http_timeout_seconds: float = Field(10.0, gt=0)
+    yandex_l10n: str = "LOCALIZATION_RU"
+    yandex_backoff_base_seconds: float = Field(60.0, ge=0)  # retry delay: base * 2^(attempts-1)
+    yandex_backoff_max_seconds: float = Field(3600.0, ge=0)
+    yandex_rate_wait_seconds: float = Field(5.0, ge=0)  # longest sleep for an rps slot
     search_blocked_domains: CsvList = []
     search_submit_batch_size: int = Field(50, ge=1)
     search_poll_batch_size: int = Field(50, ge=1)
+    yandex_price_per_1000: float = Field(0.208, ge=0)  # USD per 1,000 deferred requests (night)
     serp_skip_touchdown: bool = True  # no company for results Yandex flags with touchdown (РКН)
     serp_rps_backoff_seconds: int = Field(60, ge=1)  # first back-off after error 55/100
     dedupe_fuzzy_names: bool = True

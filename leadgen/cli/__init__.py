@@ -26,7 +26,13 @@ def main() -> None:
 
 
 # Each module in leadgen/cli/ exposes COMMANDS; a stage adds its module name here.
-COMMAND_MODULES = ["core", "pipeline"]
+COMMAND_MODULES = ["core", "pipeline", "demo"]
+COMMAND_MODULES.append("report")  # report, export
+COMMAND_MODULES.append("search")  # sync, queries preview
+COMMAND_MODULES.append("serp")  # serp parse
+COMMAND_MODULES.append("enrich")  # extract, enrich
+COMMAND_MODULES.append("outreach")  # optout, outbox
+COMMAND_MODULES.append("sandbox")  # sandbox up
 
 
 def _register() -> None:

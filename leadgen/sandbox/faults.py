@@ -175,6 +175,10 @@ class Faults:
         rate = self.of(emulator).content.get(name, 0.0)
         return rate > 0 and self._draw(f"{emulator}:{name}") < rate
 
+    def roll(self, key: str, rate: float) -> bool:
+        """True with probability `rate`, from the RNG stream named `key`."""
+        return rate > 0 and self._draw(key) < rate
+
     def choose(self, emulator: str, names: list[str]) -> str | None:
         """At most one of several exclusive content faults (first that fires)."""
         for name in names:

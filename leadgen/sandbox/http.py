@@ -87,7 +87,7 @@ class RequestRecord:
 
 
 Handler = Callable[..., Response]
-ErrorFormatter = Callable[[int, str], Response]
+ErrorFormatter = Callable[..., Response]
 
 
 def default_error(status: int, message: str) -> Response:
@@ -249,7 +249,8 @@ class JsonServer:
         try:
             return route.handler(request, **match.groupdict())
         except BadRequest as exc:
-            response = self.error_formatter(exc.status, exc.message)
+            details = {k: v for k, v in exc.extra.items() if k != "headers"}
+            response = self.error_formatter(exc.status, exc.message, **details)
             response.headers.update(exc.extra.get("headers", {}))
             return response
         except Exception as exc:  # an emulator bug: answer like a server error, keep serving

@@ -1,0 +1,1 @@
+"""SERP stage: parse Yandex XML, normalise domains, ingest results and companies, dedupe."""

@@ -14,6 +14,7 @@ from publicsuffixlist import PublicSuffixList
 DEFAULT_PORTS = {"http": 80, "https": 443}
 TRACKING_PARAMS = frozenset({"yclid", "gclid", "fbclid", "_openstat", "from"})
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_OTHER_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:(?!\d)")  # mailto:, javascript:
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
@@ -76,6 +77,8 @@ def normalize_url(url: str) -> str:
     if url.startswith("//"):
         url = "https:" + url
     elif not _SCHEME.match(url):
+        if _OTHER_SCHEME.match(url):
+            raise ValueError(f"not a web URL: {url!r}")
         url = "https://" + url
     parts: SplitResult = urlsplit(url)
     scheme = parts.scheme.lower()

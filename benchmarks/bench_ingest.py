@@ -1,0 +1,194 @@
+"""SERP ingest benchmark: raw XML of fetched operations → committed results and companies on
+PostgreSQL, one process, one transaction per operation (as the Celery task does). Prints one
+JSON line with docs/s and peak RSS.
+
+    .venv/bin/python benchmarks/bench_ingest.py [--operations 500] [--docs 100]
+
+Database: LEADGEN_BENCH_PG_URL (emptied first), else a throwaway database created on
+LEADGEN_TEST_PG_ADMIN / postgres@127.0.0.1:5432 and dropped afterwards. Goal: ≥ 10,000 docs/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PG_ADMIN = os.environ.get("LEADGEN_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+NICHES = ["стоматология", "ремонт квартир", "грузоперевозки", "юридические услуги",
+          "автосервис", "клининг", "фитнес клуб", "салон красоты"]
+CITIES = ["Москва", "Санкт-Петербург", "Казань", "Екатеринбург", "Новосибирск", "Самара"]
+WORDS = ["Альфа", "Вектор", "Ромашка", "Улыбка", "Гарант", "Профи", "Мастер", "Сити", "Лидер",
+         "Премиум", "Эксперт", "Стандарт", "Форум", "Нова", "Атлант", "Сфера"]
+LATIN = ["alfa", "vector", "romashka", "ulybka", "garant", "profi", "master", "city", "lider",
+         "premium", "expert", "standart", "forum", "nova", "atlant", "sfera"]
+TLDS = ["ru", "ru", "ru", "com", "su", "msk.ru", "spb.ru", "xn--p1ai"]
+BLOCKED = ["avito.ru", "2gis.ru", "zoon.ru", "yell.ru", "vk.com", "youtube.com", "hh.ru",
+           "market.yandex.ru", "prodoctorov.ru", "otzovik.com"]
+
+
+def synth_docs(rng: random.Random, niche: str, city: str, docs: int,
+               domain_pool: list[str]) -> list[dict]:
+    out = []
+    for position in range(docs):
+        roll = rng.random()
+        if roll < 0.15:
+            host = rng.choice(BLOCKED)
+            title = f"{niche.capitalize()} в городе {city} — {rng.randint(10, 900)} организаций"
+            url = f"https://{host}/{LATIN[position % len(LATIN)]}/{rng.randint(1, 10**6)}"
+        else:
+            domain = rng.choice(domain_pool)
+            sub = rng.choice(["", "", "www.", "msk.", "shop."])
+            brand = WORDS[hash(domain) % len(WORDS)]
+            kind = rng.random()
+            if kind < 0.3:
+                title = f"{niche.capitalize()} в {city} недорого — цены | {brand}"
+            elif kind < 0.5:
+                title = f"ООО «{brand} {rng.choice(WORDS)}» — {niche}"
+            elif kind < 0.6:
+                title = None
+            else:
+                title = f"{niche.capitalize()} {city} — официальный сайт, отзывы, цены"
+            url = (f"https://{sub}{domain}/{rng.choice(['', 'uslugi/', 'contacts', 'price'])}"
+                   f"{'?utm_source=yandex&utm_medium=cpc' if rng.random() < 0.2 else ''}")
+        out.append({
+            "url": url, "title": title,
+            "passages": [f"{niche.capitalize()} в {city}: запись онлайн, гарантия качества. "
+                         f"Работаем с 20{rng.randint(0, 24):02d} года, более "
+                         f"{rng.randint(100, 9000)} клиентов.",
+                         f"© ООО «{rng.choice(WORDS)}», ИНН 77{rng.randint(10**7, 10**8)}"]
+            if rng.random() < 0.8 else [],
+            "headline": f"{niche.capitalize()} — {city}" if rng.random() < 0.2 else None,
+            "touchdown": "РКН: сайт нарушает закон РФ" if rng.random() < 0.005 else None,
+        })
+    return out
+
+
+@contextmanager
+def database():
+    """A migrated, empty PostgreSQL database URL."""
+    import psycopg
+
+    from leadgen import migrations
+
+    url = os.environ.get("LEADGEN_BENCH_PG_URL")
+    if url:
+        migrations.upgrade(url)
+        from sqlalchemy import text
+
+        from leadgen.db import get_engine
+        from leadgen.models import Base
+
+        with get_engine(url).begin() as conn:
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        yield url
+        return
+    name = f"leadgen_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    url = f"{base}/{name}"
+    try:
+        migrations.upgrade(url)
+        yield url
+    finally:
+        from leadgen.db import dispose_engines
+
+        dispose_engines()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--operations", type=int, default=500)
+    parser.add_argument("--docs", type=int, default=100)
+    parser.add_argument("--domains", type=int, default=20_000, help="distinct company domains")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    from sqlalchemy import func, insert, select
+    from sqlalchemy.orm import sessionmaker
+
+    from leadgen.config import load_settings
+    from leadgen.db import get_engine
+    from leadgen.models import Company, SerpOperation, SerpQuery, SerpResult
+    from leadgen.serp.blocklist import blocklist_from_settings
+    from leadgen.serp.ingest import ingest_operation
+    from leadgen.serp.xmlgen import render_serp
+
+    rng = random.Random(args.seed)
+    pool = [f"{rng.choice(LATIN)}-{rng.choice(LATIN)}{i}.{rng.choice(TLDS)}"
+            for i in range(args.domains)]
+    with database() as url:
+        engine = get_engine(url)
+        settings = load_settings(database_url=url)
+        now = datetime.now(timezone.utc)
+        with engine.begin() as conn:
+            queries = []
+            for i in range(args.operations):
+                niche, city = NICHES[i % len(NICHES)], CITIES[i % len(CITIES)]
+                queries.append({
+                    "query_hash": f"bench-{i}", "query_text": f"{niche} {city}", "page": 0,
+                    "region_id": 213, "region_source": "city", "niche": niche, "city": city,
+                    "batch_tag": "bench", "status": "submitted", "attempts": 1,
+                    "scheduled_for": now - timedelta(hours=1), "created_at": now,
+                    "updated_at": now})
+            conn.execute(insert(SerpQuery), queries)
+            query_ids = [r.id for r in conn.execute(
+                select(SerpQuery.id, SerpQuery.niche, SerpQuery.city).order_by(SerpQuery.id))]
+            ops = []
+            for i, qid in enumerate(query_ids):
+                niche, city = NICHES[i % len(NICHES)], CITIES[i % len(CITIES)]
+                xml = render_serp(synth_docs(rng, niche, city, args.docs, pool),
+                                  query=f"{niche} {city}", highlight=niche.split())
+                ops.append({"query_id": qid, "operation_id": f"bench-op-{i}",
+                            "status": "fetched", "raw_xml": xml, "submitted_at": now,
+                            "created_at": now, "updated_at": now})
+            conn.execute(insert(SerpOperation), ops)
+            op_ids = [r[0] for r in conn.execute(select(SerpOperation.id)
+                                                 .order_by(SerpOperation.id))]
+        xml_bytes = sum(len(op["raw_xml"].encode()) for op in ops)
+        del ops, queries
+
+        make_session = sessionmaker(bind=engine, expire_on_commit=False)
+        blocklist = blocklist_from_settings(settings)
+        docs = 0
+        started = time.perf_counter()
+        for op_id in op_ids:
+            with make_session() as session:
+                result = ingest_operation(session, op_id, settings, blocklist=blocklist)
+                session.commit()
+            docs += result.doc_count
+        elapsed = time.perf_counter() - started
+
+        with make_session() as session:
+            results = session.scalar(select(func.count(SerpResult.id)))
+            companies = session.scalar(select(func.count(Company.id)))
+            ingested = session.scalar(select(func.count(SerpOperation.id))
+                                      .where(SerpOperation.status == "ingested"))
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({
+            "benchmark": "serp_ingest", "operations": len(op_ids), "ingested": ingested,
+            "docs": docs, "serp_results": results, "companies": companies,
+            "xml_mb": round(xml_bytes / 2**20, 1), "seconds": round(elapsed, 2),
+            "docs_per_s": round(docs / elapsed), "ops_per_s": round(len(op_ids) / elapsed, 1),
+            "peak_rss_mb": round(peak_kb / 1024, 1), "goal_docs_per_s": 10_000,
+            "ok": docs / elapsed >= 10_000,
+        }, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Building the RFC 5322 message: headers that cannot be injected, RFC 8058 unsubscribe."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime, timezone
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from typing import Any
+
+from leadgen.outreach.mailboxes import MailboxConfig
+from leadgen.outreach.optout import unsubscribe_token
+
+_ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+FOOTERS = {
+    "ru": ("Если вы не хотите получать от меня писем, просто ответьте «отписаться».",
+           "Если вы не хотите получать от меня писем, ответьте «отписаться» "
+           "или откройте ссылку: {url}"),
+    "en": ("If you would rather not hear from me, just reply \"unsubscribe\".",
+           "If you would rather not hear from me, reply \"unsubscribe\" or open: {url}"),
+}
+
+
+class HeaderError(ValueError):
+    """A header value would be unsafe or malformed."""
+
+
+def clean_header(value: str, what: str) -> str:
+    """One line: CR, LF and other control or line-separator characters become spaces, runs of
+    spaces collapse. Anything unsafe that remains is an error."""
+    text = "".join(
+        " " if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} or ch == "\u0085" else ch
+        for ch in value
+    )
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        raise HeaderError(f"{what} is empty")
+    if any(ch in text for ch in "\r\n\x00"):  # defence in depth; cannot happen after the above
+        raise HeaderError(f"{what} contains a line break")
+    return text
+
+
+def envelope_address(value: str) -> str:
+    """A single recipient address, domain in IDNA (ASCII) form; anything else is an error."""
+    text = value.strip()
+    if any(ch in text for ch in "\r\n\x00"):
+        raise HeaderError(f"recipient {value!r} contains a line break")
+    name, address = parseaddr(text)
+    if name or address != text or text.count("@") != 1:
+        raise HeaderError(f"recipient {value!r} is not one plain address")
+    local, domain = text.rsplit("@", 1)
+    try:
+        domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise HeaderError(f"recipient domain {domain!r} is invalid") from exc
+    address = f"{local}@{domain}"
+    if not local.isascii() or not _ADDRESS.match(address):
+        raise HeaderError(f"recipient {value!r} is not a valid address")
+    return address
+
+
+def unsubscribe_links(box: MailboxConfig, to_email: str, settings: Any) -> tuple[str, str | None]:
+    """(mailto URI, HTTPS URL or None)."""
+    mailbox = settings.unsubscribe_mailto or box.reply_to or box.from_email
+    mailto = f"mailto:{mailbox}?subject=unsubscribe"
+    url = None
+    base = settings.unsubscribe_url.strip()
+    if base and settings.unsubscribe_secret:
+        url = f"{base.rstrip('/')}/{unsubscribe_token(to_email, settings.unsubscribe_secret)}"
+    return mailto, url
+
+
+def new_message_id(box: MailboxConfig) -> str:
+    return make_msgid(domain=box.from_domain)
+
+
+def build_email(*, box: MailboxConfig, to_email: str, subject: str, body: str, message_id: str,
+                settings: Any, language: str = "ru", now: datetime | None = None) -> EmailMessage:
+    """The message as sent: plain text UTF-8 with a visible unsubscribe line."""
+    now = now or datetime.now(timezone.utc)
+    recipient = envelope_address(to_email)
+    msg = EmailMessage(policy=policy.SMTP)
+    from_name = clean_header(box.from_name, "from name") if box.from_name.strip() else ""
+    msg["From"] = formataddr((from_name, box.from_email)) if from_name else box.from_email
+    msg["To"] = recipient
+    msg["Subject"] = clean_header(subject, "subject")
+    msg["Date"] = format_datetime(now.astimezone(timezone.utc))
+    if not re.fullmatch(r"<[^<>\s@]+@[^<>\s@]+>", message_id):
+        raise HeaderError(f"bad Message-ID {message_id!r}")
+    msg["Message-ID"] = message_id
+    if box.reply_to:
+        msg["Reply-To"] = clean_header(box.reply_to, "reply-to")
+    mailto, url = unsubscribe_links(box, recipient, settings)
+    if url:
+        msg["List-Unsubscribe"] = f"<{url}>, <{mailto}>"
+        if url.startswith("https://"):
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    else:
+        msg["List-Unsubscribe"] = f"<{mailto}>"
+    plain, with_link = FOOTERS.get(language, FOOTERS["ru"])
+    footer = with_link.format(url=url) if url else plain
+    text = body.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+    msg.set_content(f"{text}\n\n-- \n{footer}\n", charset="utf-8")
+    return msg

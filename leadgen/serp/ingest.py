@@ -1,0 +1,283 @@
+"""SERP ingest: a fetched operation's XML → `serp_results` rows and one company per
+registrable domain, in bulk statements. Idempotent: an ingested operation returns its
+company ids again and writes nothing."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from leadgen.config import Settings, get_settings
+from leadgen.models import Company, SerpOperation, SerpQuery, SerpResult
+from leadgen.serp.blocklist import Blocklist, blocklist_from_settings
+from leadgen.serp.domains import homepage_url, normalize_url, registrable_domain, url_host
+from leadgen.serp.names import NAME_RANK, NameChoice, choose_name, name_key
+from leadgen.serp.parse import ERROR_NOT_FOUND, QUOTA_ERRORS, SerpPage, SerpParseError, parse_serp
+from leadgen.windows import night_window
+
+log = logging.getLogger(__name__)
+
+DAILY_LIMIT = 32
+RETRYABLE_ERRORS = frozenset({20})  # "unknown error": retry like a bad payload
+CHUNK = 500  # rows per INSERT statement (SQLite caps bound parameters)
+
+
+@dataclass
+class IngestResult:
+    company_ids: list[int] = field(default_factory=list)
+    doc_count: int = 0
+    blocked_count: int = 0
+    error_code: int | None = None
+    skipped_count: int = 0  # documents whose URL could not be used
+    # ingested | already_ingested | empty | requeued | failed | not_ready
+    outcome: str = "ingested"
+
+
+def _insert(session: Session, table: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ingest_operation(
+    session: Session, operation_pk: int, settings: Settings | None = None,
+    *, blocklist: Blocklist | None = None,
+) -> IngestResult:
+    """Ingest one fetched operation (see the module docstring). Commits nothing itself."""
+    settings = settings or get_settings()
+    op = session.execute(
+        select(SerpOperation.id, SerpOperation.status, SerpOperation.raw_xml,
+               SerpOperation.query_id)
+        .where(SerpOperation.id == operation_pk)
+        .with_for_update()  # PostgreSQL: a second worker waits, then sees `ingested`
+    ).one_or_none()
+    if op is None:
+        log.warning("serp ingest: operation %s does not exist", operation_pk)
+        return IngestResult(outcome="not_ready")
+    if op.status == "ingested":
+        return IngestResult(company_ids=_existing_company_ids(session, op.id),
+                            outcome="already_ingested")
+    if op.status != "fetched" or op.raw_xml is None:
+        log.info("serp ingest: operation %s is %s, nothing to ingest", op.id, op.status)
+        return IngestResult(outcome="not_ready" if op.status == "pending" else op.status)
+
+    query = session.execute(
+        select(SerpQuery.id, SerpQuery.niche, SerpQuery.city, SerpQuery.region_id,
+               SerpQuery.batch_tag, SerpQuery.attempts)
+        .where(SerpQuery.id == op.query_id)
+    ).one()
+    now = _now()
+    try:
+        page = parse_serp(op.raw_xml)
+    except SerpParseError as exc:
+        return _parse_failed(session, op.id, query, str(exc), settings, now)
+
+    if page.error_code is not None and page.error_code != ERROR_NOT_FOUND:
+        return _search_error(session, op.id, query, page, settings, now)
+
+    result = _store(session, op.id, query, page, settings, blocklist, now)
+    _mark_done(session, op.id, query.id, len(page.docs), now)
+    if page.error_code == ERROR_NOT_FOUND:
+        result.outcome, result.error_code = "empty", ERROR_NOT_FOUND
+    return result
+
+
+def _store(
+    session: Session, op_id: int, query: Any, page: SerpPage, settings: Settings,
+    blocklist: Blocklist | None, now: datetime,
+) -> IngestResult:
+    blocklist = blocklist or blocklist_from_settings(settings)
+    result = IngestResult(doc_count=len(page.docs))
+    rows: list[dict[str, Any]] = []
+    seen_urls: set[str] = set()
+    companies: dict[str, tuple[int, NameChoice, str]] = {}  # domain → (position, name, url)
+    for doc in page.docs:
+        try:
+            url = normalize_url(doc.url)
+        except ValueError:
+            result.skipped_count += 1
+            continue
+        if url in seen_urls:
+            continue
+        seen_urls.add(url)
+        host = url_host(url)
+        domain = registrable_domain(host)
+        blocked = (domain is None or blocklist.is_blocked(host)
+                   or (settings.serp_skip_touchdown and doc.touchdown is not None))
+        snippet = doc.snippet
+        rows.append({
+            "operation_id": op_id, "query_id": query.id, "position": doc.position, "url": url,
+            "host": host[:255], "domain": (domain or host)[:255], "title": doc.title,
+            "snippet": snippet, "lang": doc.lang[:10] if doc.lang else None,
+            "blocked": blocked, "created_at": now,
+        })
+        if blocked:
+            result.blocked_count += 1
+            continue
+        assert domain is not None
+        choice = choose_name(doc.title, snippet, domain, query.city)
+        known = companies.get(domain)
+        if known is None:
+            companies[domain] = (doc.position, choice, url)
+        elif choice.rank > known[1].rank:
+            companies[domain] = (known[0], choice, known[2])
+
+    if rows:
+        stmt = _insert(session, SerpResult.__table__).on_conflict_do_nothing(
+            index_elements=["operation_id", "url"])
+        for start in range(0, len(rows), CHUNK):
+            session.execute(stmt, rows[start : start + CHUNK])
+    if companies:
+        result.company_ids = _upsert_companies(session, query, companies, now)
+    return result
+
+
+def _rank(column: Any) -> Any:
+    return case({source: rank for source, rank in NAME_RANK.items()}, value=column, else_=0)
+
+
+def _upsert_companies(
+    session: Session, query: Any, companies: dict[str, tuple[int, NameChoice, str]],
+    now: datetime,
+) -> list[int]:
+    values = [
+        {
+            "domain": domain, "name": choice.name, "name_source": choice.source,
+            "name_key": name_key(choice.name, choice.source),
+            "homepage_url": homepage_url(domain, url), "niche": query.niche,
+            "city": query.city, "region_id": query.region_id, "batch_tag": query.batch_tag,
+            "query_id": query.id, "status": "new", "opt_out": False, "attempts": 0,
+            "first_seen_at": now, "last_seen_at": now, "created_at": now, "updated_at": now,
+        }
+        # A stable order keeps concurrent upserts from deadlocking on PostgreSQL.
+        for domain, (_pos, choice, url) in sorted(companies.items())
+    ]
+    table = Company.__table__
+    insert = _insert(session, table)
+    excluded = insert.excluded
+    better = _rank(excluded.name_source) > _rank(table.c.name_source)
+    stmt = insert.on_conflict_do_update(
+        index_elements=["domain"],
+        set_={
+            "last_seen_at": excluded.last_seen_at,
+            "updated_at": excluded.updated_at,
+            "name": case((better, excluded.name), else_=table.c.name),
+            "name_key": case((better, excluded.name_key), else_=table.c.name_key),
+            "name_source": case((better, excluded.name_source), else_=table.c.name_source),
+        },
+    )
+    for start in range(0, len(values), CHUNK):
+        session.execute(stmt, values[start : start + CHUNK])
+    ids = dict(session.execute(
+        select(Company.domain, Company.id).where(Company.domain.in_(list(companies)))
+    ).tuples().all())
+    order = sorted(companies, key=lambda d: companies[d][0])
+    return [ids[domain] for domain in order if domain in ids]
+
+
+def _existing_company_ids(session: Session, op_id: int) -> list[int]:
+    first = func.min(SerpResult.position).label("first_position")
+    rows = session.execute(
+        select(Company.id, first)
+        .join(SerpResult, SerpResult.domain == Company.domain)
+        .where(SerpResult.operation_id == op_id, SerpResult.blocked.is_(False))
+        .group_by(Company.id)
+        .order_by(first, Company.id)
+    ).all()
+    return [row.id for row in rows]
+
+
+def _mark_done(session: Session, op_id: int, query_id: int, doc_count: int,
+               now: datetime) -> None:
+    session.execute(
+        update(SerpOperation)
+        .where(SerpOperation.id == op_id, SerpOperation.status == "fetched")
+        .values(status="ingested", doc_count=doc_count, lease_until=None, updated_at=now)
+    )
+    session.execute(
+        update(SerpQuery)
+        .where(SerpQuery.id == query_id, SerpQuery.status != "completed")
+        .values(status="completed", result_count=doc_count, completed_at=now, last_error=None,
+                next_attempt_at=None, lease_until=None, updated_at=now)
+    )
+
+
+def quota_backoff(code: int, attempts: int, settings: Settings, now: datetime) -> datetime:
+    """When to try a query again after a quota error: the daily limit waits for the next
+    local day (and night window when enforced); RPS/CAPTCHA back off exponentially."""
+    if code == DAILY_LIMIT:
+        local = now.astimezone(settings.tz)
+        tomorrow = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(),
+                                    settings.tz).astimezone(timezone.utc)
+        if settings.yandex_enforce_night_window:
+            return night_window(settings).next_open(tomorrow)
+        return tomorrow
+    return now + timedelta(seconds=settings.serp_rps_backoff_seconds * 2 ** min(attempts, 6))
+
+
+def _requeue(session: Session, query: Any, reason: str, when: datetime, failed: bool,
+             now: datetime) -> None:
+    values: dict[str, Any] = {"attempts": SerpQuery.attempts + 1, "last_error": reason[:2000],
+                              "lease_until": None, "updated_at": now}
+    if failed:
+        values.update(status="failed", next_attempt_at=None, completed_at=now)
+    else:
+        values.update(
+            status="pending", next_attempt_at=when,
+            scheduled_for=case((SerpQuery.scheduled_for < when, when),
+                               else_=SerpQuery.scheduled_for),
+        )
+    session.execute(update(SerpQuery)
+                    .where(SerpQuery.id == query.id, SerpQuery.status != "completed")
+                    .values(**values))
+
+
+def _fail_operation(session: Session, op_id: int, reason: str, now: datetime) -> None:
+    session.execute(
+        update(SerpOperation)
+        .where(SerpOperation.id == op_id, SerpOperation.status == "fetched")
+        .values(status="failed", error=reason[:2000], doc_count=0, lease_until=None,
+                updated_at=now)
+    )
+
+
+def _search_error(session: Session, op_id: int, query: Any, page: SerpPage,
+                  settings: Settings, now: datetime) -> IngestResult:
+    code = page.error_code
+    assert code is not None
+    reason = f"yandex error {code}: {page.error_text or ''}".strip()
+    _fail_operation(session, op_id, reason, now)
+    if code in QUOTA_ERRORS:  # not the query's fault: never fails it
+        _requeue(session, query, reason, quota_backoff(code, query.attempts, settings, now),
+                 failed=False, now=now)
+        log.warning("serp ingest: operation %s hit a quota (%s); query %s re-queued",
+                    op_id, code, query.id)
+        return IngestResult(error_code=code, outcome="requeued")
+    exhausted = code not in RETRYABLE_ERRORS or query.attempts + 1 >= settings.yandex_max_attempts
+    _requeue(session, query, reason, _retry_at(query.attempts, settings, now), exhausted, now)
+    log.warning("serp ingest: operation %s: %s", op_id, reason)
+    return IngestResult(error_code=code, outcome="failed" if exhausted else "requeued")
+
+
+def _retry_at(attempts: int, settings: Settings, now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.serp_rps_backoff_seconds * 2 ** min(attempts, 6))
+
+
+def _parse_failed(session: Session, op_id: int, query: Any, reason: str, settings: Settings,
+                  now: datetime) -> IngestResult:
+    reason = f"unparseable SERP: {reason}"
+    _fail_operation(session, op_id, reason, now)
+    exhausted = query.attempts + 1 >= settings.yandex_max_attempts
+    _requeue(session, query, reason, _retry_at(query.attempts, settings, now), exhausted, now)
+    log.warning("serp ingest: operation %s: %s", op_id, reason)
+    return IngestResult(outcome="failed")
