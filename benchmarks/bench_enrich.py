@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--per-host-delay", type=float, default=None)
     parser.add_argument("--errors", action="store_true", help="list wrong primaries on stderr")
+    parser.add_argument("--profile", default="", help="write cProfile stats of the crawl here")
     args = parser.parse_args()
 
     import psutil
@@ -101,7 +102,14 @@ def main() -> None:
             return results, fetcher
 
         started = time.perf_counter()
-        results, fetcher = asyncio.run(run())
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            results, fetcher = profiler.runcall(asyncio.run, run())
+            profiler.dump_stats(args.profile)
+        else:
+            results, fetcher = asyncio.run(run())
         elapsed = time.perf_counter() - started
         peak = max(peak, process.memory_info().rss)
         parent.send("stop")

@@ -419,10 +419,15 @@ def write_report_tab(rows: Sequence[FunnelRow], settings: Settings, title: str =
         worksheet = spreadsheet.worksheet(title)
     except gspread.WorksheetNotFound:
         worksheet = spreadsheet.add_worksheet(title, rows=max(len(values), 10), cols=len(values[0]))
-    if worksheet.row_count < len(values) or worksheet.col_count < len(values[0]):
-        # Writing outside the grid is an error in the Sheets API.
-        worksheet.resize(rows=max(worksheet.row_count, len(values)),
-                         cols=max(worksheet.col_count, len(values[0])))
+    # Writing outside the grid is an error in the Sheets API: grow the tab first.
+    grow = [
+        {"appendDimension": {"sheetId": worksheet.id, "dimension": dimension, "length": missing}}
+        for dimension, missing in (("ROWS", len(values) - worksheet.row_count),
+                                   ("COLUMNS", len(values[0]) - worksheet.col_count))
+        if missing > 0
+    ]
+    if grow:
+        spreadsheet.batch_update({"requests": grow})
     worksheet.clear()
     end = gspread.utils.rowcol_to_a1(len(values), len(values[0]))
     worksheet.update(values, f"A1:{end}")

@@ -234,9 +234,13 @@ def claim_due(session: Session, settings: Any, box: MailboxConfig, mailbox_id: i
     )
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
+    # Two statements on purpose: PostgreSQL may re-run a LIMIT subquery inside UPDATE … IN (…).
+    ids = list(session.scalars(candidates))
+    if not ids:
+        return []
     rows = session.execute(
         update(OutreachMessage)
-        .where(OutreachMessage.id.in_(candidates), OutreachMessage.mailbox_id == mailbox_id, due)
+        .where(OutreachMessage.id.in_(ids), OutreachMessage.mailbox_id == mailbox_id, due)
         .values(status="sending", sending_started_at=now,
                 lease_until=now + timedelta(seconds=settings.lease_seconds), updated_at=now)
         .returning(OutreachMessage.id)

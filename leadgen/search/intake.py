@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from leadgen.config import Settings
@@ -287,6 +287,9 @@ def process_row(session: Session, settings: Settings, row: InputRow, sync_id: st
             result.error = "warning: " + "; ".join(warnings)  # shown so the user can fix the place
         _log_row(session, row, result, sync_id, source)
         session.commit()
+    except (OperationalError, ProgrammingError, InterfaceError):
+        session.rollback()  # the database itself is unusable: stop the pass, not just this row
+        raise
     except (RowError, ValueError, SQLAlchemyError) as exc:
         session.rollback()
         result = RowResult(row_number=row.row_number or 0, status="error",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -43,6 +43,10 @@ def _insert(session: Session, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _now() -> datetime:
@@ -132,11 +136,16 @@ def _store(
         elif choice.rank > known[1].rank:
             companies[domain] = (known[0], choice, known[2])
 
-    if rows:
-        stmt = _insert(session, SerpResult.__table__).on_conflict_do_nothing(
-            index_elements=["operation_id", "url"])
+    if rows and _is_pg(session):
+        _pg_insert_results(session, rows, op_id, query.id, now)
+    elif rows:
+        table = SerpResult.__table__
+        # RETURNING turns the executemany into batched multi-row VALUES (insertmanyvalues).
+        stmt = (_insert(session, table)
+                .on_conflict_do_nothing(index_elements=["operation_id", "url"])
+                .returning(table.c.id))
         for start in range(0, len(rows), CHUNK):
-            session.execute(stmt, rows[start : start + CHUNK])
+            session.execute(stmt, rows[start : start + CHUNK]).all()
     if companies:
         result.company_ids = _upsert_companies(session, query, companies, now)
     return result
@@ -162,6 +171,15 @@ def _upsert_companies(
         # A stable order keeps concurrent upserts from deadlocking on PostgreSQL.
         for domain, (_pos, choice, url) in sorted(companies.items())
     ]
+    if _is_pg(session):
+        ids = _pg_upsert_companies(session, values, query, now)
+    else:
+        ids = _upsert_companies_generic(session, values)
+    order = sorted(companies, key=lambda d: companies[d][0])
+    return [ids[domain] for domain in order if domain in ids]
+
+
+def _upsert_companies_generic(session: Session, values: list[dict[str, Any]]) -> dict[str, int]:
     table = Company.__table__
     insert = _insert(session, table)
     excluded = insert.excluded
@@ -176,13 +194,68 @@ def _upsert_companies(
             "name_source": case((better, excluded.name_source), else_=table.c.name_source),
         },
     )
+    stmt = stmt.returning(table.c.domain, table.c.id)  # DO UPDATE returns every row
+    ids: dict[str, int] = {}
     for start in range(0, len(values), CHUNK):
-        session.execute(stmt, values[start : start + CHUNK])
-    ids = dict(session.execute(
-        select(Company.domain, Company.id).where(Company.domain.in_(list(companies)))
-    ).tuples().all())
-    order = sorted(companies, key=lambda d: companies[d][0])
-    return [ids[domain] for domain in order if domain in ids]
+        ids.update(session.execute(stmt, values[start : start + CHUNK]).tuples().all())
+    return ids
+
+
+# PostgreSQL: one statement per table with array parameters (a fixed SQL text that psycopg
+# prepares once), several times faster than multi-row VALUES.
+_PG_RESULTS = text("""
+INSERT INTO serp_results (operation_id, query_id, position, url, host, domain, title, snippet,
+                          lang, blocked, created_at)
+SELECT :op_id, :query_id, u.position, u.url, u.host, u.domain, u.title, u.snippet, u.lang,
+       u.blocked, :now
+FROM unnest(CAST(:position AS integer[]), CAST(:url AS text[]), CAST(:host AS text[]),
+            CAST(:domain AS text[]), CAST(:title AS text[]), CAST(:snippet AS text[]),
+            CAST(:lang AS text[]), CAST(:blocked AS boolean[]))
+     AS u(position, url, host, domain, title, snippet, lang, blocked)
+ON CONFLICT (operation_id, url) DO NOTHING
+""")
+
+_PG_RANK = ("CASE {col} WHEN 'legal' THEN 3 WHEN 'title' THEN 2 WHEN 'domain' THEN 1 "
+            "ELSE 0 END")
+_PG_BETTER = (_PG_RANK.format(col="EXCLUDED.name_source") + " > "
+              + _PG_RANK.format(col="companies.name_source"))
+_PG_COMPANIES = text(f"""
+INSERT INTO companies (domain, name, name_source, name_key, homepage_url, niche, city,
+                       region_id, batch_tag, query_id, status, opt_out, attempts,
+                       first_seen_at, last_seen_at, created_at, updated_at)
+SELECT u.domain, u.name, u.name_source, u.name_key, u.homepage_url, :niche, :city,
+       :region_id, :batch_tag, :query_id, 'new', false, 0, :now, :now, :now, :now
+FROM unnest(CAST(:domain AS text[]), CAST(:name AS text[]), CAST(:name_source AS text[]),
+            CAST(:name_key AS text[]), CAST(:homepage_url AS text[]))
+     AS u(domain, name, name_source, name_key, homepage_url)
+ON CONFLICT (domain) DO UPDATE SET
+    last_seen_at = EXCLUDED.last_seen_at,
+    updated_at = EXCLUDED.updated_at,
+    name = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name ELSE companies.name END,
+    name_key = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name_key ELSE companies.name_key END,
+    name_source = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name_source
+                       ELSE companies.name_source END
+RETURNING domain, id
+""")
+
+
+def _columns(rows: list[dict[str, Any]], names: list[str]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def _pg_insert_results(session: Session, rows: list[dict[str, Any]], op_id: int,
+                       query_id: int, now: datetime) -> None:
+    params = _columns(rows, ["position", "url", "host", "domain", "title", "snippet", "lang",
+                             "blocked"])
+    session.execute(_PG_RESULTS, {**params, "op_id": op_id, "query_id": query_id, "now": now})
+
+
+def _pg_upsert_companies(session: Session, values: list[dict[str, Any]], query: Any,
+                         now: datetime) -> dict[str, int]:
+    params = _columns(values, ["domain", "name", "name_source", "name_key", "homepage_url"])
+    params.update(niche=query.niche, city=query.city, region_id=query.region_id,
+                  batch_tag=query.batch_tag, query_id=query.id, now=now)
+    return dict(session.execute(_PG_COMPANIES, params).tuples().all())
 
 
 def _existing_company_ids(session: Session, op_id: int) -> list[int]:

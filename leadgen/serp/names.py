@@ -7,6 +7,7 @@ which (legal > title > domain); a later sighting only replaces a name with a bet
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ _FULL_FORMS = [
     (r"автономная\s+некоммерческая\s+организация", "АНО"),
     (r"товарищество\s+с\s+ограниченной\s+ответственностью", "ТОО"),
 ]
+_FULL_FORMS_COMPILED = [(re.compile(p), short) for p, short in _FULL_FORMS]
 _SHORT_FORMS = r"ООО|ОАО|ЗАО|ПАО|НАО|АО|ТОО|АНО|ОДО|ЧУП|LLC|Ltd\.?|LTD"
 _FORM = "(?P<form>" + "|".join(p for p, _ in _FULL_FORMS) + "|" + _SHORT_FORMS + ")"
 _QUOTED = (
@@ -93,7 +95,7 @@ def _balanced(text: str) -> bool:
 
 
 def _clean(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
+    text = " ".join(text.split())
     text = _EDGE.sub("", _TRAIL_DOTS.sub("", text))
     for _ in range(4):  # a wrapping pair of quotes, or a stray quote at an edge
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES and _balanced(text[1:-1]):
@@ -108,9 +110,9 @@ def _clean(text: str) -> str:
 
 
 def _short_form(form: str) -> str:
-    lowered = re.sub(r"\s+", " ", form.lower())
-    for pattern, short in _FULL_FORMS:
-        if re.fullmatch(pattern, lowered):
+    lowered = " ".join(form.lower().split())
+    for pattern, short in _FULL_FORMS_COMPILED:
+        if pattern.fullmatch(lowered):
             return short
     return {"ltd.": "Ltd", "ltd": "Ltd", "llc": "LLC"}.get(lowered, form.upper())
 
@@ -132,13 +134,17 @@ def legal_name(text: str | None) -> str | None:
     return min(found)[1] if found else None
 
 
+_VOWELS = re.compile(r"[aeiouyj]+")
+_REPEATS = re.compile(r"(.)\1+")
+
+
+@functools.lru_cache(maxsize=65536)
 def _skeleton(text: str) -> str:
-    text = text.lower().translate(_TRANSLIT)
-    text = _NON_ALNUM.sub("", text)
+    """A transliterated consonant skeleton, so «Техносила» matches technosila.ru."""
+    text = _NON_ALNUM.sub("", text.lower().translate(_TRANSLIT))
     for old, new in _SKELETON_SUBS:
         text = text.replace(old, new)
-    text = re.sub(r"[aeiouyj]", "", text)
-    return re.sub(r"(.)\1+", r"\1", text)
+    return _REPEATS.sub(r"\1", _VOWELS.sub("", text))
 
 
 def _matches_domain(part: str, domain: str) -> bool:

@@ -14,7 +14,6 @@ from lxml import etree
 
 ERROR_NOT_FOUND = 15
 QUOTA_ERRORS = frozenset({32, 55, 100})  # daily limit, RPS limit, CAPTCHA: back off
-_WS = re.compile(r"\s+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.ASCII)
 
 
@@ -78,7 +77,13 @@ def _text(element: etree._Element | None) -> str | None:
     """Whitespace-collapsed text content, across <hlword> and other inline children."""
     if element is None:
         return None
-    text = _WS.sub(" ", "".join(element.itertext())).strip()
+    if len(element):  # inline children (<hlword>)
+        text = " ".join("".join(element.itertext()).split())
+    else:
+        text = element.text
+        if not text:
+            return None
+        text = " ".join(text.split())
     return text or None
 
 
@@ -153,29 +158,37 @@ def _found(response: etree._Element) -> int | None:
         return None
 
 
+_FIELDS = {"url", "domain", "title", "headline", "modtime", "saved-copy-url"}
+
+
 def _docs(results: etree._Element):
     position = 0
     for doc in results.iter("doc"):
         position += 1
-        url = _text(_child(doc, "url"))
+        fields: dict[str, str | None] = {}
+        passages: list[str] = []
+        lang = None
+        for child in doc:  # one pass, any order
+            tag = child.tag
+            if tag in _FIELDS:
+                fields[tag] = _text(child)
+            elif tag == "passages":
+                passages = [t for t in (_text(p) for p in child.iterchildren("passage")) if t]
+            elif tag == "properties":
+                lang = _text(child.find("lang"))
+        url = fields.get("url")
         if not url:  # nothing to link to; keep the numbering of the page
             continue
-        passages_el = _child(doc, "passages")
-        passages: tuple[str, ...] = ()
-        if passages_el is not None:
-            passages = tuple(t for t in (_text(p) for p in passages_el.findall("passage")) if t)
-        properties = _child(doc, "properties")
-        lang = _text(_child(properties, "lang")) if properties is not None else None
         yield SerpDoc(
             position=position,
             url=url,
-            domain=_text(_child(doc, "domain")),
-            title=_text(_child(doc, "title")),
-            headline=_text(_child(doc, "headline")),
-            passages=passages,
+            domain=fields.get("domain"),
+            title=fields.get("title"),
+            headline=fields.get("headline"),
+            passages=tuple(passages),
             lang=lang,
-            modtime=_text(_child(doc, "modtime")),
-            saved_copy_url=_text(_child(doc, "saved-copy-url")),
+            modtime=fields.get("modtime"),
+            saved_copy_url=fields.get("saved-copy-url"),
             touchdown=(doc.get("touchdown") or "").strip() or None,
             doc_id=doc.get("id"),
         )

@@ -22,6 +22,7 @@ from leadgen.outreach import optout
 from leadgen.outreach.deliver import deliver_due, sweep_stuck_sending
 from leadgen.outreach.generate import EmailDraft
 from leadgen.outreach.queue import queue_message
+from leadgen.windows import send_window
 from test_outreach_support import (  # noqa: F401 - fixtures
     MONDAY_10, add_company, ca, configure, msk, smtp, smtp_env, start_smtp)
 
@@ -263,7 +264,8 @@ def test_crash_between_smtp_acceptance_and_commit_is_never_resent(
     assert _messages(db_url)[message_pk].status == "unknown"
     approved = runner.invoke(cli, ["outbox", "review", "--resend", str(message_pk)], input="y\n")
     assert "scheduled again" in approved.output, approved.output
-    report = deliver_due(settings, now=MONDAY_10 + timedelta(hours=3))
+    again = send_window(settings).next_open(_messages(db_url)[message_pk].scheduled_for)
+    report = deliver_due(settings, now=again)
     assert report.sent == 1
     assert [m.message_id for m in smtp.messages()] == [message.message_id] * 2  # same Message-ID
 

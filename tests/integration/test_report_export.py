@@ -499,41 +499,55 @@ def test_cli_export(seeded: str, tmp_path: Path) -> None:
 # --- REPORT tab against the Sheets emulator ---------------------------------------------------
 
 
-def test_report_tab_in_the_sandbox_sheet(seeded: str, tmp_path: Path, monkeypatch) -> None:
-    from leadgen.report import METRICS, write_report_tab
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory):
     from leadgen.sandbox.runner import Sandbox
+
+    with Sandbox(tmp_path_factory.mktemp("sandbox"), seed=7) as sb:
+        yield sb
+
+
+def test_report_tab_in_the_sandbox_sheet(seeded: str, sandbox, monkeypatch) -> None:
+    import gspread
+
+    from leadgen.report import METRICS, write_report_tab
     from leadgen.sheets_client import open_spreadsheet
 
-    with Sandbox(tmp_path / "sandbox", seed=7) as sb:
-        for key, value in sb.env().items():
-            monkeypatch.setenv(key, value)
-        reset_settings()
-        settings = get_settings()
-        # An existing, too small REPORT tab with stale content is resized and fully replaced.
-        stale = open_spreadsheet(settings).add_worksheet("REPORT", rows=3, cols=2)
-        stale.update([["stale", "x"], ["old", "y"], ["rows", "z"]], "A1:B3")
+    sb = sandbox
+    for key, value in sb.env().items():
+        monkeypatch.setenv(key, value)
+    reset_settings()
+    settings = get_settings()
+    spreadsheet = open_spreadsheet(settings)
+    try:  # the sandbox is shared by both database runs
+        spreadsheet.del_worksheet(spreadsheet.worksheet("REPORT"))
+    except gspread.WorksheetNotFound:
+        pass
+    # An existing, too small REPORT tab with stale content is grown and fully replaced.
+    stale = spreadsheet.add_worksheet("REPORT", rows=3, cols=2)
+    stale.update([["stale", "x"], ["old", "y"], ["rows", "z"]], "A1:B3")
 
-        with session_scope(seeded) as session:
-            detailed = funnel(session, settings, by="batch_day")
-            by_batch = funnel(session, settings, by="batch")
-        assert write_report_tab(detailed, settings) == 6
-        values = sb.sheets.values("REPORT")
-        assert values[0] == ["key", "batch", "day", *METRICS]
-        assert [row[0] for row in values[1:]] == [f"{A} {D1}", f"{A} {D2}", f"{B} {D1}",
-                                                  f"{B} {D2}", f"{NONE} {D2}", "TOTAL"]
+    with session_scope(seeded) as session:
+        detailed = funnel(session, settings, by="batch_day")
+        by_batch = funnel(session, settings, by="batch")
+    assert write_report_tab(detailed, settings) == 6
+    values = sb.sheets.values("REPORT")
+    assert values[0] == ["key", "batch", "day", *METRICS]
+    assert [row[0] for row in values[1:]] == [f"{A} {D1}", f"{A} {D2}", f"{B} {D1}",
+                                              f"{B} {D2}", f"{NONE} {D2}", "TOTAL"]
 
-        assert write_report_tab(by_batch, settings) == 4  # fewer rows: nothing stale remains
-        records = sb.sheets.records("REPORT")
-        assert [r["key"] for r in records] == [A, B, NONE, "TOTAL"]
-        total = records[-1]
-        assert total["day"] == "" and total["queries_total"] == "9"
-        assert total["companies_total"] == "14" and total["messages_sent"] == "1"
-        assert float(total["llm_cost_usd"]) == pytest.approx(0.0055)
-        assert records[0]["contacts_not_found"] == "3"
-        assert sb.sheets.values("NICHES_INPUT")  # the input tab is untouched
+    assert write_report_tab(by_batch, settings) == 4  # fewer rows: nothing stale remains
+    records = sb.sheets.records("REPORT")
+    assert [r["key"] for r in records] == [A, B, NONE, "TOTAL"]
+    total = records[-1]
+    assert total["day"] == "" and total["queries_total"] == "9"
+    assert total["companies_total"] == "14" and total["messages_sent"] == "1"
+    assert float(total["llm_cost_usd"]) == pytest.approx(0.0055)
+    assert records[0]["contacts_not_found"] == "3"
+    assert sb.sheets.values("NICHES_INPUT")  # the input tab is untouched
 
-        # The CLI writes the same tab.
-        result = CliRunner().invoke(main, ["report", "--by", "day", "--sheet", "--json"])
-        assert result.exit_code == 0, result.output
-        assert "wrote 3 rows to the REPORT tab" in result.stderr
-        assert [r["key"] for r in sb.sheets.records("REPORT")] == [D1, D2, "TOTAL"]
+    # The CLI writes the same tab.
+    result = CliRunner().invoke(main, ["report", "--by", "day", "--sheet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 rows to the REPORT tab" in result.stderr
+    assert [r["key"] for r in sb.sheets.records("REPORT")] == [D1, D2, "TOTAL"]

@@ -342,3 +342,26 @@ def test_concurrent_claims_never_overlap(pg_only_url: str) -> None:
     assert len(claimed) == 30 and len(set(claimed)) == 30
     with factory() as session:
         assert {q.status for q in session.scalars(select(SerpQuery))} == {"submitting"}
+
+
+def test_full_sandbox_sheet_to_fetched_operations(session: Session, tmp_path, monkeypatch) -> None:
+    from leadgen.config import reset_settings
+    from leadgen.sandbox.runner import Sandbox
+
+    with Sandbox(tmp_path / "sandbox", seed=7) as sandbox:
+        for key, value in sandbox.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("YANDEX_ENFORCE_NIGHT_WINDOW", "false")
+        reset_settings()
+        settings = get_settings()
+        summary = sync(session, settings)
+        assert summary.inserted_queries > 0 and summary.writeback_error is None
+        due = session.scalar(select(func.max(SerpQuery.scheduled_for))) + timedelta(minutes=1)
+        client, limiter = YandexSearchClient(settings), RateLimiter.from_settings(settings)
+        submitted = submit_due(session, settings, client, limiter, now=due, limit=5)
+        assert [o.outcome for o in submitted] == ["submitted"] * len(submitted) and submitted
+        fetched = poll_due(session, settings, client, limiter, now=due)
+        assert {p.outcome for p in fetched} == {"fetched"}
+        xml = session.scalars(select(SerpOperation.raw_xml)).first()
+        assert "<yandexsearch" in xml
+        client.close()

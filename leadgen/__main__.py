@@ -1,0 +1,3 @@
+from leadgen.cli import main
+
+main()
