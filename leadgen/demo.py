@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,10 +29,9 @@ from leadgen.config import Settings, get_settings, reset_settings
 from leadgen.db import dispose_engines, session_scope
 from leadgen.models import Company, OutreachMessage, SerpOperation, SerpQuery
 
-# Compressed windows and pacing; the night window spans the whole day so searches start now.
+# Compressed windows and pacing (the night window is set to the current minute, see
+# `compressed_night`); searches, crawls and emails are the production code paths.
 DEMO_OVERRIDES = {
-    "NIGHT_WINDOW_START": "00:00",
-    "NIGHT_WINDOW_END": "23:59",
     "SEND_WINDOW_START": "00:00",
     "SEND_WINDOW_END": "23:59",
     "SEND_WORKING_DAYS": "1,2,3,4,5,6,7",
@@ -38,7 +39,7 @@ DEMO_OVERRIDES = {
     "SEND_GAP_MAX_SECONDS": "1",
     "SMTP_DAILY_CAP": "1000",
     "YANDEX_POLL_INTERVAL_SECONDS": "0",
-    "YANDEX_GROUPS_ON_PAGE": "30",
+    "YANDEX_GROUPS_ON_PAGE": "15",
     "ENRICH_PER_HOST_DELAY_SECONDS": "0",
     "ENRICH_TIMEOUT_SECONDS": "3",
     "BEAT_INTERVAL_SECONDS": "2",
@@ -106,6 +107,13 @@ def measure(session: Session) -> Progress:
         open_operations=count(SerpOperation.id, SerpOperation.status.in_(OPEN_OPERATION)),
         open_messages=count(OutreachMessage.id, OutreachMessage.status.in_(OPEN_MESSAGE)),
     )
+
+
+def compressed_night(timezone_name: str) -> dict[str, str]:
+    """A "night" that is open now and closes within a minute, so queries spread over it."""
+    now = datetime.now(ZoneInfo(timezone_name))
+    start = (now - timedelta(minutes=1)).strftime("%H:%M")
+    return {"NIGHT_WINDOW_START": start, "NIGHT_WINDOW_END": now.strftime("%H:%M")}
 
 
 @contextmanager
@@ -209,6 +217,7 @@ def run_demo(
         env = {
             **sandbox.env(),
             **DEMO_OVERRIDES,
+            **compressed_night(get_settings().app_timezone),
             "DATABASE_URL": database_url,
             "CELERY_BROKER_URL": broker or "",
             "REDIS_URL": broker or "",

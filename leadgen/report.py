@@ -142,6 +142,10 @@ def local_day(session: Session, settings: Settings, column: Any) -> ColumnElemen
     return func.date(column, case(*whens, else_=modifier(segments[0][1])))
 
 
+def _count_rows(_sub: Any) -> ColumnElement[int]:
+    return func.count()
+
+
 def _count_if(condition: Any) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
@@ -226,12 +230,10 @@ def funnel(
             row = rows.setdefault((batch, day), FunnelRow(batch=batch, day=day))
             row.add(**values)
 
-    count_all = {"_": lambda sub: func.count()}
-
     # Queries.
     q_day = func.coalesce(SerpQuery.submitted_at, SerpQuery.scheduled_for)
     inner, keys = g.inner(SerpQuery.batch_tag, q_day, SerpQuery.status.label("status"))
-    aggregates = {"queries_total": count_all["_"]} | _status_counts({
+    aggregates = {"queries_total": _count_rows} | _status_counts({
         "queries_pending": ("pending", "submitting"),
         "queries_submitted": ("submitted",),
         "queries_completed": ("completed",),
@@ -242,18 +244,18 @@ def funnel(
     # SERP documents.
     inner, keys = g.inner(SerpQuery.batch_tag, SerpResult.created_at, SerpResult.id.label("id"))
     inner = inner.select_from(SerpResult).join(SerpQuery, SerpQuery.id == SerpResult.query_id)
-    merge(g.run(inner, keys, {"serp_documents": count_all["_"]}))
+    merge(g.run(inner, keys, {"serp_documents": _count_rows}))
 
     # Yandex operations: each one is a billed deferred request.
     inner, keys = g.inner(
         SerpQuery.batch_tag, SerpOperation.submitted_at, SerpOperation.id.label("id")
     )
     inner = inner.select_from(SerpOperation).join(SerpQuery, SerpQuery.id == SerpOperation.query_id)
-    merge(g.run(inner, keys, {"search_requests": count_all["_"]}))
+    merge(g.run(inner, keys, {"search_requests": _count_rows}))
 
     # Companies by first sighting.
     inner, keys = g.inner(Company.batch_tag, Company.first_seen_at, Company.status.label("status"))
-    aggregates = {"companies_total": count_all["_"]} | _status_counts({
+    aggregates = {"companies_total": _count_rows} | _status_counts({
         "companies_new": ("new", "enriching"),
         "companies_duplicate": ("duplicate",),
         "companies_opted_out": ("opted_out",),
@@ -294,7 +296,7 @@ def funnel(
         ).label("tokens"),
     )
     inner = inner.select_from(OutreachMessage).join(Company, Company.id == OutreachMessage.company_id)
-    aggregates = {"messages_total": count_all["_"]} | _status_counts({
+    aggregates = {"messages_total": _count_rows} | _status_counts({
         "messages_queued": ("held", "scheduled", "sending"),
         "messages_sent": ("sent",),
         "messages_deferred": ("deferred",),
@@ -378,7 +380,11 @@ def _fmt(value: Any) -> str:
 
 
 def render_table(rows: Sequence[FunnelRow], title: str = "leadgen funnel") -> Table:
-    """A rich table of the main funnel columns (the totals row last, in bold)."""
+    """A rich table of the main funnel columns (the totals row last, in bold).
+
+    A few rows are shown transposed — one line per funnel step — so they fit a terminal."""
+    if len(rows) <= 6:
+        return _render_transposed(rows, title)
     table = Table(title=title, show_lines=False)
     table.add_column(_row_label(rows), no_wrap=True)
     for header, _ in TABLE_COLUMNS:
@@ -386,6 +392,16 @@ def render_table(rows: Sequence[FunnelRow], title: str = "leadgen funnel") -> Ta
     for row in rows:
         cells = [row.key] + [_fmt(getattr(row, attr)) for _, attr in TABLE_COLUMNS]
         table.add_row(*cells, style="bold" if row.is_total else None, end_section=row.is_total)
+    return table
+
+
+def _render_transposed(rows: Sequence[FunnelRow], title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("", no_wrap=True)
+    for row in rows:
+        table.add_column(row.key, justify="right", style="bold" if row.is_total else None)
+    for header, attr in TABLE_COLUMNS:
+        table.add_row(header, *(_fmt(getattr(row, attr)) for row in rows))
     return table
 
 

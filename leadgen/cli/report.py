@@ -32,7 +32,8 @@ def report(by: str, as_json: bool, sheet: bool, since: datetime | None) -> None:
     if as_json:
         click.echo(report_mod.to_json(rows))
     else:
-        Console(width=240).print(report_mod.render_table(rows))
+        # A pipe or file gets the full width; a terminal its own.
+        Console(width=None if sys.stdout.isatty() else 240).print(report_mod.render_table(rows))
     if sheet:
         written = report_mod.write_report_tab(rows, settings)
         click.echo(f"wrote {written} rows to the {report_mod.REPORT_TAB} tab", err=True)

@@ -387,18 +387,29 @@ def _line_context(text: str, start: int, end: int) -> str:
 
 
 def _visible_text(tree: LexborHTMLParser) -> str:
-    """Body text with a line break at each block element, inline elements joined."""
+    """Body text with a line break around each block element, inline elements joined."""
     root = tree.body or tree.root
     if root is None:
         return ""
     parts: list[str] = []
-    for node in root.traverse(include_text=True):
+    stack: list[LexborNode | None] = [root]  # None marks the end of a block element
+    while stack:
+        node = stack.pop()
+        if node is None:
+            parts.append("\n")
+            continue
         if node.is_text_node:
             value = node.text_content
             if value:
                 parts.append(value)
-        elif node.tag in BLOCK_TAGS:
+            continue
+        block = node.tag in BLOCK_TAGS
+        if block:
             parts.append("\n")
+            stack.append(None)
+        children = list(node.iter(include_text=True))
+        children.reverse()
+        stack.extend(children)
     return "".join(parts)
 
 
@@ -519,7 +530,7 @@ def analyse_page(html: str, page_url: str, company_domain: str | None = None) ->
             if email:
                 col.add(email, "cfemail", _context_of(node))
             continue
-        if low.startswith(("javascript", "tel:", "data:", "#")) or low.startswith("sms:"):
+        if href[:11].lower().startswith(("javascript:", "tel:", "data:", "#", "sms:", "callto:")):
             continue
         try:
             url = urljoin(page_url, href)

@@ -16,6 +16,7 @@ import codecs
 import re
 import ssl
 import time
+import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
@@ -31,6 +32,7 @@ from leadgen.enrich.netguard import BlockedAddress, NetGuard, ResolveError
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 REDIRECTS = {301, 302, 303, 307, 308}
 ROBOTS_MAX_BYTES = 512_000
+SITES_PER_SHARD = 8
 MAX_CRAWL_DELAY = 2.0  # cap on a site's Crawl-delay so one site cannot stall a batch
 ROBOTS_AGENT = "leadgen"
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_\-:.]+)""", re.I)
@@ -144,10 +146,13 @@ class Fetcher:
         self.guard = guard or NetGuard(settings)
         self.proxies: list[str | None] = list(settings.enrich_proxy_url) or [None]
         ctx = ssl_context(settings)
+        # httpcore scans its whole pool on every request, so one big pool costs O(n²) at high
+        # concurrency: each proxy gets a few small pools (shards), a host always the same one.
+        self.shards = max(1, settings.enrich_concurrency // SITES_PER_SHARD)
         limits = httpx.Limits(
-            max_connections=max(settings.enrich_concurrency * 2, 20),
-            max_keepalive_connections=max(settings.enrich_concurrency, 10),
-            keepalive_expiry=15,
+            max_connections=SITES_PER_SHARD * 4,
+            max_keepalive_connections=SITES_PER_SHARD * 2,
+            keepalive_expiry=5,
         )
         timeout = httpx.Timeout(settings.enrich_timeout_seconds)
         headers = {
@@ -155,23 +160,26 @@ class Fetcher:
             "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
             "Accept-Language": "ru,en;q=0.7",
         }
-        self.clients = []
+        self.clients: list[list[httpx.AsyncClient]] = []
         for proxy in self.proxies:
-            transport = httpx.AsyncHTTPTransport(verify=ctx, limits=limits, trust_env=False,
-                                                 proxy=proxy)
-            if proxy is None:
-                # Direct connections go to the address the guard checked (see PinnedBackend).
-                transport._pool = httpcore.AsyncConnectionPool(
-                    ssl_context=ctx,
-                    max_connections=limits.max_connections,
-                    max_keepalive_connections=limits.max_keepalive_connections,
-                    keepalive_expiry=limits.keepalive_expiry,
-                    network_backend=PinnedBackend(self.guard),
-                )
-            self.clients.append(httpx.AsyncClient(
-                transport=transport, trust_env=False, follow_redirects=False, timeout=timeout,
-                headers=headers,
-            ))
+            shards = []
+            for _shard in range(self.shards):
+                transport = httpx.AsyncHTTPTransport(verify=ctx, limits=limits, trust_env=False,
+                                                     proxy=proxy)
+                if proxy is None:
+                    # Direct connections go to the address the guard checked (PinnedBackend).
+                    transport._pool = httpcore.AsyncConnectionPool(
+                        ssl_context=ctx,
+                        max_connections=limits.max_connections,
+                        max_keepalive_connections=limits.max_keepalive_connections,
+                        keepalive_expiry=limits.keepalive_expiry,
+                        network_backend=PinnedBackend(self.guard),
+                    )
+                shards.append(httpx.AsyncClient(
+                    transport=transport, trust_env=False, follow_redirects=False,
+                    timeout=timeout, headers=headers,
+                ))
+            self.clients.append(shards)
         self._preferred = 0
         self._host_locks: dict[str, asyncio.Lock] = {}
         self._host_next: dict[str, float] = {}
@@ -187,8 +195,9 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        for shards in self.clients:
+            for client in shards:
+                await client.aclose()
 
     # --- public ----------------------------------------------------------------------------
 
@@ -258,31 +267,42 @@ class Fetcher:
         raise _Failure("redirects", f"more than {self.settings.enrich_max_redirects}")
 
     async def _load_robots(self, origin: str) -> RobotFileParser | str | None:
+        """Rules of one origin (redirects followed). When robots.txt redirects to another
+        origin's robots.txt (bare domain → www), the rules are kept for that origin too."""
         url = origin + "/robots.txt"
+        final_origin = origin
         for _hop in range(5):
             try:
                 response = await self._request(url, max_bytes=ROBOTS_MAX_BYTES, html_only=False,
                                                budget=self.settings.enrich_timeout_seconds)
             except _Failure as failure:
-                if failure.error in {"too_large"}:
+                if failure.error == "too_large":
                     return None
                 raise
             if response.location is not None:
                 url = urljoin(url, response.location)
-                if _split(url).scheme not in {"http", "https"}:
+                target = _split(url)
+                if target.scheme not in {"http", "https"}:
                     return None
+                final_origin = f"{target.scheme}://{target.netloc}" if target.path == "/robots.txt" else ""
+                if final_origin in self._robots:
+                    return self._robots[final_origin]
                 continue
+            rules: RobotFileParser | str | None
             if response.status >= 500:
-                return f"robots.txt answered {response.status}"
-            if response.status >= 400:
-                return None
-            text, _ = decode_html(response.body, response.headers.get("content-type"))
-            rules = RobotFileParser()
-            rules.parse(text.splitlines())
-            delay = rules.crawl_delay(ROBOTS_AGENT)
-            if delay:
-                host = _split(origin).hostname or ""
-                self._host_delay[host] = min(float(delay), MAX_CRAWL_DELAY)
+                rules = f"robots.txt answered {response.status}"
+            elif response.status >= 400:
+                rules = None
+            else:
+                text, _ = decode_html(response.body, response.headers.get("content-type"))
+                rules = RobotFileParser()
+                rules.parse(text.splitlines())
+                delay = rules.crawl_delay(ROBOTS_AGENT)
+                if delay:
+                    host = _split(final_origin or origin).hostname or ""
+                    self._host_delay[host] = min(float(delay), MAX_CRAWL_DELAY)
+            if final_origin and final_origin != origin:
+                self._robots.setdefault(final_origin, rules)
             return rules
         return None  # a redirect loop on robots.txt: treat as no rules
 
@@ -299,7 +319,7 @@ class Fetcher:
             raise _Failure("unreachable", str(exc)) from None
         if budget <= 0:
             raise _Failure("timeout", url)
-        order = [(self._preferred + i) % len(self.clients) for i in range(len(self.clients))]
+        order = [(self._preferred + i) % len(self.proxies) for i in range(len(self.proxies))]
         last: _Hop | _Failure | None = None
         for attempt, index in enumerate(order):
             if attempt:
@@ -328,7 +348,8 @@ class Fetcher:
         return last
 
     async def _one(self, index: int, url: str, max_bytes: int, html_only: bool) -> _Hop:
-        client = self.clients[index]
+        host = urlsplit(url).hostname or ""
+        client = self.clients[index][zlib.crc32(host.encode()) % self.shards]
         self.stats.requests += 1
         response = await client.send(client.build_request("GET", url), stream=True)
         try:

@@ -24,6 +24,11 @@ FOOTERS = {
 }
 
 
+# Headers stored raw (List-Unsubscribe) are emitted as we folded them: the email package would
+# otherwise turn a long URL into an RFC 2047 encoded-word, which mail clients cannot use.
+MESSAGE_POLICY = policy.SMTP.clone(refold_source="none")
+
+
 class HeaderError(ValueError):
     """A header value would be unsafe or malformed."""
 
@@ -82,7 +87,7 @@ def build_email(*, box: MailboxConfig, to_email: str, subject: str, body: str, m
     """The message as sent: plain text UTF-8 with a visible unsubscribe line."""
     now = now or datetime.now(timezone.utc)
     recipient = envelope_address(to_email)
-    msg = EmailMessage(policy=policy.SMTP)
+    msg = EmailMessage(policy=MESSAGE_POLICY)
     from_name = clean_header(box.from_name, "from name") if box.from_name.strip() else ""
     msg["From"] = formataddr((from_name, box.from_email)) if from_name else box.from_email
     msg["To"] = recipient
@@ -94,14 +99,17 @@ def build_email(*, box: MailboxConfig, to_email: str, subject: str, body: str, m
     if box.reply_to:
         msg["Reply-To"] = clean_header(box.reply_to, "reply-to")
     mailto, url = unsubscribe_links(box, recipient, settings)
+    for part in (url or "", mailto):
+        if any(ord(ch) < 33 or ord(ch) > 126 or ch in "<>" for ch in part):
+            raise HeaderError(f"unsubscribe URI {part!r} is not plain ASCII")
     if url:
-        msg["List-Unsubscribe"] = f"<{url}>, <{mailto}>"
+        msg.set_raw("List-Unsubscribe", f"<{url}>,\r\n <{mailto}>")
         if url.startswith("https://"):
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     else:
-        msg["List-Unsubscribe"] = f"<{mailto}>"
+        msg.set_raw("List-Unsubscribe", f"<{mailto}>")
     plain, with_link = FOOTERS.get(language, FOOTERS["ru"])
     footer = with_link.format(url=url) if url else plain
     text = body.replace("\r\n", "\n").replace("\r", "\n").rstrip()
-    msg.set_content(f"{text}\n\n-- \n{footer}\n", charset="utf-8")
+    msg.set_content(f"{text}\n\n-- \n{footer}\n", charset="utf-8", cte="base64")  # 76-column lines
     return msg

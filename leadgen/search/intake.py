@@ -115,7 +115,10 @@ class SheetSource:
 
         needed = first_column + len(names) - 1
         if needed > self.worksheet.col_count:
-            self.worksheet.add_cols(needed - self.worksheet.col_count)
+            # appendDimension: the plain Sheets API request for "more columns at the end".
+            self.worksheet.spreadsheet.batch_update({"requests": [{"appendDimension": {
+                "sheetId": self.worksheet.id, "dimension": "COLUMNS",
+                "length": needed - self.worksheet.col_count}}]})
         self.worksheet.batch_update(
             [{"range": rowcol_to_a1(1, first_column + i), "values": [[name]]}
              for i, name in enumerate(names)],

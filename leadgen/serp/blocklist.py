@@ -91,8 +91,9 @@ class Blocklist:
     def __len__(self) -> int:
         return len(self.domains) + len(self.brands)
 
-    def is_blocked(self, host: str) -> bool:
-        """True when the host, a parent domain of it, or its brand is listed."""
+    def is_blocked(self, host: str, domain: str | None = None) -> bool:
+        """True when the host, a parent domain of it, or its brand is listed (`domain`: the
+        host's registrable domain when the caller already knows it)."""
         try:
             ascii_host = to_ascii_host(host.rsplit("@", 1)[-1].split(":", 1)[0])
         except ValueError:
@@ -102,7 +103,7 @@ class Blocklist:
             if ".".join(labels[start:]) in self.domains:
                 return True
         if self.brands:
-            domain = registrable_domain(ascii_host)
+            domain = domain or registrable_domain(ascii_host)
             if domain and domain.split(".", 1)[0] in self.brands:
                 return True
         return False

@@ -55,7 +55,7 @@ UPDATE companies SET status = 'duplicate', duplicate_of_id = m.canon,
        status_reason = 'shares a contact email with an older company', updated_at = :now
 FROM (
     SELECT e.company_id AS company_id, MIN(g.canon) AS canon
-    FROM (SELECT DISTINCT LOWER(email) AS email, company_id FROM contacts) e
+    FROM (SELECT DISTINCT LOWER(email) AS email, company_id FROM contacts {restrict}) e
     JOIN (
         SELECT s.email AS email, MIN(COALESCE(c.duplicate_of_id, c.id)) AS canon
         FROM (SELECT DISTINCT LOWER(email) AS email, company_id FROM contacts {restrict}) s
@@ -70,18 +70,20 @@ WHERE companies.id = m.company_id AND companies.id <> m.canon AND {touchable}
 
 # A duplicate of a company that later became a duplicate itself points at the root.
 _FLATTEN = """
-UPDATE companies SET duplicate_of_id = p.duplicate_of_id, updated_at = :now
-FROM companies p
-WHERE companies.duplicate_of_id = p.id AND p.duplicate_of_id IS NOT NULL
-  AND p.status = 'duplicate' AND companies.status = 'duplicate'
+UPDATE companies SET updated_at = :now, duplicate_of_id = (
+    SELECT p.duplicate_of_id FROM companies p WHERE p.id = companies.duplicate_of_id)
+WHERE companies.status = 'duplicate' AND companies.duplicate_of_id IN (
+    SELECT id FROM companies WHERE status = 'duplicate' AND duplicate_of_id IS NOT NULL)
 """
 
 _RESTRICT_NAME = (
     "AND c.name_key IN (SELECT name_key FROM companies WHERE id IN :ids "
     "AND name_key IS NOT NULL)"
 )
+# Index-friendly (contacts.email is indexed, LOWER(email) is not): the crawler stores emails
+# lower-cased; the whole-table pass also catches mixed-case copies.
 _RESTRICT_EMAIL = (
-    "WHERE LOWER(email) IN (SELECT LOWER(email) FROM contacts WHERE company_id IN :ids)"
+    "WHERE email IN (SELECT email FROM contacts WHERE company_id IN :ids)"
 )
 
 
@@ -122,7 +124,8 @@ def dedupe(
             _stmt(sql, restricted),
             {**params, "max_companies": settings.dedupe_shared_email_max_companies},
         ).rowcount
-    for _ in range(10):
+    # Earlier runs left every chain flat, so only a run that marked rows can create one.
+    for _ in range(10 if counts.get("same_name") or counts.get("shared_email") else 0):
         if not session.execute(text(_FLATTEN), {"now": params["now"]}).rowcount:
             break
     if any(counts.values()):

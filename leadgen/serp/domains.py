@@ -41,7 +41,12 @@ def to_ascii_host(host: str) -> str:
     return ascii_host
 
 
+_MAYBE_IP = re.compile(r"^\[?[0-9a-fA-F:.]+\]?$")
+
+
 def _is_ip(host: str) -> bool:
+    if not _MAYBE_IP.match(host) or ("." not in host and ":" not in host):
+        return False  # a hostname: skip the (slow) ipaddress parse
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

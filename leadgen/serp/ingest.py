@@ -116,7 +116,7 @@ def _store(
         seen_urls.add(url)
         host = url_host(url)
         domain = registrable_domain(host)
-        blocked = (domain is None or blocklist.is_blocked(host)
+        blocked = (domain is None or blocklist.is_blocked(host, domain)
                    or (settings.serp_skip_touchdown and doc.touchdown is not None))
         snippet = doc.snippet
         rows.append({
@@ -197,7 +197,7 @@ def _upsert_companies_generic(session: Session, values: list[dict[str, Any]]) ->
     stmt = stmt.returning(table.c.domain, table.c.id)  # DO UPDATE returns every row
     ids: dict[str, int] = {}
     for start in range(0, len(values), CHUNK):
-        ids.update(session.execute(stmt, values[start : start + CHUNK]).tuples().all())
+        ids.update(session.execute(stmt, values[start : start + CHUNK]).all())
     return ids
 
 
@@ -255,7 +255,7 @@ def _pg_upsert_companies(session: Session, values: list[dict[str, Any]], query: 
     params = _columns(values, ["domain", "name", "name_source", "name_key", "homepage_url"])
     params.update(niche=query.niche, city=query.city, region_id=query.region_id,
                   batch_tag=query.batch_tag, query_id=query.id, now=now)
-    return dict(session.execute(_PG_COMPANIES, params).tuples().all())
+    return dict(session.execute(_PG_COMPANIES, params).all())
 
 
 def _existing_company_ids(session: Session, op_id: int) -> list[int]:

@@ -34,6 +34,8 @@ _QUOTED = (
     r"|\"(?P<q>[^\"]{1,80})\"|“(?P<c>[^“”]{1,80})”|„(?P<l>[^„“”]{1,80})[“”])"
 )
 _LEGAL = re.compile(r"(?<![\w])" + _FORM + _QUOTED, re.IGNORECASE)
+_LEGAL_HINT = re.compile(r"ООО|ОАО|ЗАО|ПАО|НАО|АО|ТОО|АНО|ОДО|ЧУП|ИП|LLC|Ltd|LTD|бществ|ество|"
+                         r"рганизац|редпринимател", re.IGNORECASE)
 _NAME = r"[А-ЯЁ][а-яё]+(?:-[А-ЯЁ][а-яё]+)?"
 _IP = re.compile(
     r"(?<![\w])(?:ИП|[Ии]ндивидуальный\s+предприниматель)\s+(?P<fio>" + _NAME
@@ -119,7 +121,7 @@ def _short_form(form: str) -> str:
 
 def legal_name(text: str | None) -> str | None:
     """The first legal name in `text`: `ООО «Ромашка»`, `ИП Иванов И.И.`, else None."""
-    if not text:
+    if not text or not _LEGAL_HINT.search(text):
         return None
     found: list[tuple[int, str]] = []
     for match in _LEGAL.finditer(text):

@@ -344,11 +344,14 @@ def test_concurrent_claims_never_overlap(pg_only_url: str) -> None:
         assert {q.status for q in session.scalars(select(SerpQuery))} == {"submitting"}
 
 
-def test_full_sandbox_sheet_to_fetched_operations(session: Session, tmp_path, monkeypatch) -> None:
+def test_full_sandbox_sheet_to_fetched_operations(pg_only_url: str, tmp_path, monkeypatch) -> None:
+    """The whole runner (slow to start), once, on PostgreSQL; the other tests cover SQLite."""
     from leadgen.config import reset_settings
     from leadgen.sandbox.runner import Sandbox
 
-    with Sandbox(tmp_path / "sandbox", seed=7) as sandbox:
+    session = sessionmaker(bind=get_engine(pg_only_url), expire_on_commit=False)()
+    with session, Sandbox(tmp_path / "sandbox", seed=7) as sandbox:
+        monkeypatch.setenv("DATABASE_URL", pg_only_url)
         for key, value in sandbox.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("YANDEX_ENFORCE_NIGHT_WINDOW", "false")
@@ -360,8 +363,8 @@ def test_full_sandbox_sheet_to_fetched_operations(session: Session, tmp_path, mo
         client, limiter = YandexSearchClient(settings), RateLimiter.from_settings(settings)
         submitted = submit_due(session, settings, client, limiter, now=due, limit=5)
         assert [o.outcome for o in submitted] == ["submitted"] * len(submitted) and submitted
-        fetched = poll_due(session, settings, client, limiter, now=due)
-        assert {p.outcome for p in fetched} == {"fetched"}
+        fetched = poll_due(session, settings, client, limiter, now=due + timedelta(minutes=2))
+        assert [p.outcome for p in fetched] == ["fetched"] * len(submitted)
         xml = session.scalars(select(SerpOperation.raw_xml)).first()
         assert "<yandexsearch" in xml
         client.close()

@@ -341,7 +341,11 @@ def test_dedupe_by_shared_email(session: Session) -> None:
     b = add_company(session, "b.ru", "b.ru", None)
     c = add_company(session, "c.ru", "c.ru", None)
     studio = [add_company(session, f"client{i}.ru", f"client{i}.ru", None) for i in range(5)]
+    d = add_company(session, "d.ru", "d.ru", None)
+    e = add_company(session, "e.ru", "e.ru", None)
     session.add_all([
+        Contact(company_id=d, email="boss@d.ru", method="mailto", confidence=0.9),
+        Contact(company_id=e, email="boss@d.ru", method="mailto", confidence=0.9),
         Contact(company_id=a, email="info@a.ru", method="mailto", confidence=0.9),
         Contact(company_id=b, email="INFO@a.ru", method="text", confidence=0.9),
         Contact(company_id=c, email="sales@c.ru", method="text", confidence=0.9),
@@ -349,7 +353,13 @@ def test_dedupe_by_shared_email(session: Session) -> None:
           for s in studio],
     ])
     session.commit()
-    assert dedupe(session, [b, c, *studio]) == [c, *studio]  # a web studio's footer: ignored
+    assert dedupe(session, [e]) == []  # a chain run for the newer company
+    session.commit()
+    assert state(session, e) == ("duplicate", d, False)
+    assert dedupe(session, [c, *studio]) == [c, *studio]  # a web studio's footer: ignored
+    session.commit()
+    assert state(session, b) == ("new", None, False)  # restricted to other companies' emails
+    assert dedupe(session) == [a, c, *studio, d]  # the whole table, case-insensitive
     session.commit()
     assert state(session, b) == ("duplicate", a, False)
     settings = load_settings(dedupe_shared_emails=False, dedupe_fuzzy_names=False)

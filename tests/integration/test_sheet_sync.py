@@ -88,19 +88,29 @@ def test_missing_sheet_is_a_clear_error(session, sheets, monkeypatch) -> None:
 
 class ReadOnlySheet:
     title = "NICHES_INPUT"
-    col_count = 3
+    col_count = 100
 
     def get_all_values(self):
         return [["niche", "city", "status"], ["Окна", "Москва", ""]]
 
-    def add_cols(self, n):
-        raise PermissionError("protected range")
 
     def batch_update(self, *a, **k):
         raise PermissionError("protected range")
 
 
 def test_service_columns_that_cannot_be_created_are_reported(session) -> None:
-    with pytest.raises(IntakeError, match="lacks service columns generated_count.*could not be created"):
+    with pytest.raises(IntakeError, match="lacks service columns generated_count.*could not be created.*protected range"):
         sync(session, get_settings(), SheetSource(ReadOnlySheet()))
     assert session.scalar(select(func.count()).select_from(SerpQuery)) == 0
+
+
+def test_full_width_sheet_is_resized_for_new_columns(session, sheets) -> None:
+    header = ["niche", "city"] + [f"col{i}" for i in range(24)]  # all 26 grid columns used
+    book = sheets.create("Wide", {"NICHES_INPUT": [header, ["Окна", "Москва"]]})
+    settings = get_settings().model_copy(update={"google_sheet_id": book})
+    summary = sync(session, settings)
+    assert len(summary.created_columns) == 7
+    values = sheets.values("NICHES_INPUT", book)
+    assert values[0][26:] == list(summary.created_columns)
+    row = by_header(values)[0]
+    assert row["status"] == "done" and row["db_inserted_count"] == "1"

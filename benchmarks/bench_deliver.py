@@ -1,0 +1,106 @@
+"""Delivery benchmark: N due messages → the sandbox SMTP server (STARTTLS + AUTH) with pacing
+off, one `deliver_due` tick, one connection per mailbox. Prints one JSON line with messages/s.
+
+    .venv/bin/python benchmarks/bench_deliver.py [--messages 2000] [--db sqlite|postgres]
+
+Goal: ≥ 100 messages/s with connection reuse. Every message is checked to arrive exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PG_ADMIN = os.environ.get("LEADGEN_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/Moscow")).astimezone(timezone.utc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    args = parser.parse_args()
+
+    import psycopg
+    from sqlalchemy import insert
+
+    from leadgen import migrations
+    from leadgen.config import load_settings, reset_settings
+    from leadgen.db import dispose_engines, session_scope
+    from leadgen.models import Company, Contact, OutreachMessage
+    from leadgen.outreach.deliver import deliver_due
+    from leadgen.outreach.mailboxes import sync_mailboxes
+    from leadgen.sandbox.smtp import DEFAULT_PASSWORD, DEFAULT_USER, SmtpServer
+    from leadgen.sandbox.tls import SandboxCA
+
+    work = Path(tempfile.mkdtemp(prefix="bench_deliver_"))
+    pg_name = None
+    if args.db == "postgres":
+        pg_name = f"leadgen_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{pg_name}"')
+        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + \
+            f"/{pg_name}"
+    else:
+        url = f"sqlite:///{work / 'bench.sqlite3'}"
+    migrations.upgrade(url)
+    ca = SandboxCA(work / "ca")
+    server = SmtpServer(ca, work / "mail")
+    server.start()
+    os.environ.update({
+        "DATABASE_URL": url, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(server.port),
+        "SMTP_USERNAME": DEFAULT_USER, "SMTP_PASSWORD": DEFAULT_PASSWORD,
+        "SMTP_FROM_EMAIL": DEFAULT_USER, "SMTP_FROM_NAME": "Бенчмарк", "SMTP_CA_FILE": str(ca.ca_file),
+        "SEND_GAP_MIN_SECONDS": "0", "SEND_GAP_MAX_SECONDS": "0",
+        "SMTP_DAILY_CAP": str(args.messages), "SEND_BATCH_SIZE": str(args.messages),
+        "EMAIL_SENDING_ENABLED": "true"})
+    reset_settings()
+    settings = load_settings()
+    try:
+        with session_scope(url) as session:
+            mailbox_id = sync_mailboxes(session, settings)["default"].id
+            session.execute(insert(Company), [
+                {"id": i + 1, "domain": f"c{i}.ru", "name": f"C{i}", "homepage_url": f"https://c{i}.ru/",
+                 "status": "contacts_ready"} for i in range(args.messages)])
+            session.execute(insert(Contact), [
+                {"id": i + 1, "company_id": i + 1, "email": f"info@c{i}.ru", "method": "mailto",
+                 "confidence": 1.0, "is_primary": True} for i in range(args.messages)])
+            body = ("Добрый день!\n\nМеня зовут Алексей, я помогаю компаниям автоматизировать "
+                    "рутину.\n\nС уважением,\nАлексей") * 2
+            session.execute(insert(OutreachMessage), [
+                {"contact_id": i + 1, "company_id": i + 1, "mailbox_id": mailbox_id,
+                 "to_email": f"info@c{i}.ru", "subject": f"Идея №{i}", "body": body,
+                 "status": "scheduled", "scheduled_for": NOW, "generator": "template"}
+                for i in range(args.messages)])
+        started = time.perf_counter()
+        report = deliver_due(settings, now=NOW)
+        elapsed = time.perf_counter() - started
+        received = Counter(message.message_id for message in server.messages())
+        ok = report.sent == args.messages and len(received) == args.messages \
+            and set(received.values()) == {1}
+        print(json.dumps({
+            "benchmark": "deliver", "db": args.db, "messages": args.messages,
+            "sent": report.sent, "seconds": round(elapsed, 2),
+            "messages_per_s": round(report.sent / elapsed, 1), "goal_per_s": 100,
+            "exactly_once": ok, "connections": 1}))
+    finally:
+        server.stop()
+        dispose_engines()
+        if pg_name:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
