@@ -26,10 +26,89 @@ PG_ADMIN = os.environ.get("LEADGEN_TEST_PG_ADMIN", "postgresql://postgres@127.0.
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Europe/Moscow")).astimezone(timezone.utc)
 
 
+def _bare_server(ca_dir: str, port: int, ready, stop, out_path: str) -> None:
+    """aiosmtpd with the sandbox's STARTTLS + AUTH setup, in its own process (no GIL sharing
+    with the client), keeping only the Message-IDs."""
+    import re
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from leadgen.sandbox.smtp import DEFAULT_PASSWORD, DEFAULT_USER
+    from leadgen.sandbox.tls import SandboxCA
+
+    pattern = re.compile(rb"^Message-ID: (<[^>]+>)", re.M | re.I)
+    ids: list[str] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            found = pattern.search(envelope.original_content or b"")
+            ids.append(found.group(1).decode() if found else "")
+            return "250 2.0.0 OK"
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == DEFAULT_USER \
+            and auth_data.password.decode() == DEFAULT_PASSWORD
+        return AuthResult(success=ok, handled=False)
+
+    ca = SandboxCA.__new__(SandboxCA)  # reuse the parent's CA files
+    context = _server_context(ca_dir)
+    controller = Controller(
+        Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate,
+        auth_required=True, require_starttls=True, auth_require_tls=True, tls_context=context)
+    controller.start()
+    ready.set()
+    stop.wait()
+    controller.stop()
+    Path(out_path).write_text("\n".join(ids), encoding="utf-8")
+    del ca
+
+
+def _server_context(ca_dir: str):
+    import ssl
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(Path(ca_dir) / "server.pem"))
+    return context
+
+
+class BareServer:
+    def __init__(self, ca) -> None:
+        import trustme  # noqa: F401
+        self.ca, self.port = ca, 0
+        self.out = Path(tempfile.mkdtemp()) / "ids.txt"
+
+    def start(self) -> None:
+        import multiprocessing
+
+        from leadgen.sandbox.smtp import free_port
+        leaf = self.ca._ca.issue_cert("localhost", "127.0.0.1")
+        leaf.private_key_and_cert_chain_pem.write_to_path(str(self.ca.directory / "server.pem"))
+        context = multiprocessing.get_context("spawn")
+        self.ready, self.stopping = context.Event(), context.Event()
+        self.port = free_port()
+        self.process = context.Process(target=_bare_server, args=(
+            str(self.ca.directory), self.port, self.ready, self.stopping, str(self.out)))
+        self.process.start()
+        self.ready.wait(30)
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.stopping.set()
+            self.process.join(30)
+
+    def message_ids(self) -> list[str]:
+        self.stop()
+        text = self.out.read_text(encoding="utf-8") if self.out.exists() else ""
+        return text.split("\n") if text else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--server", choices=["bare", "sandbox"], default="bare",
+                        help="bare: aiosmtpd with STARTTLS+AUTH that only counts Message-IDs; "
+                             "sandbox: leadgen.sandbox.smtp (also writes mbox + .eml per message)")
     args = parser.parse_args()
 
     import psycopg
@@ -56,7 +135,7 @@ def main() -> None:
         url = f"sqlite:///{work / 'bench.sqlite3'}"
     migrations.upgrade(url)
     ca = SandboxCA(work / "ca")
-    server = SmtpServer(ca, work / "mail")
+    server = SmtpServer(ca, work / "mail") if args.server == "sandbox" else BareServer(ca)
     server.start()
     os.environ.update({
         "DATABASE_URL": url, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(server.port),
@@ -86,11 +165,12 @@ def main() -> None:
         started = time.perf_counter()
         report = deliver_due(settings, now=NOW)
         elapsed = time.perf_counter() - started
-        received = Counter(message.message_id for message in server.messages())
+        received = Counter(server.message_ids() if args.server == "bare"
+                           else [m.message_id for m in server.messages()])
         ok = report.sent == args.messages and len(received) == args.messages \
             and set(received.values()) == {1}
         print(json.dumps({
-            "benchmark": "deliver", "db": args.db, "messages": args.messages,
+            "benchmark": "deliver", "db": args.db, "server": args.server, "messages": args.messages,
             "sent": report.sent, "seconds": round(elapsed, 2),
             "messages_per_s": round(report.sent / elapsed, 1), "goal_per_s": 100,
             "exactly_once": ok, "connections": 1}))

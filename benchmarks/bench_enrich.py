@@ -134,7 +134,8 @@ def main() -> None:
             wrong.append((company.domain, truth[company.domain]["kind"], expected, got))
         elif expected:
             fn += 1
-            wrong.append((company.domain, truth[company.domain]["kind"], expected, res.outcome))
+            wrong.append((company.domain, truth[company.domain]["kind"], expected, res.outcome,
+                          res.detail[:160]))
     if args.errors:
         for row in wrong:
             print(*row, sep="\t", file=sys.stderr)

@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     enrich_max_pages: int = Field(6, ge=1, le=30)
     enrich_max_bytes: int = Field(2_000_000, ge=10_000)
     enrich_max_redirects: int = Field(5, ge=0, le=20)
-    enrich_concurrency: int = Field(64, ge=1)
+    enrich_concurrency: int = Field(128, ge=1)
     enrich_per_host_delay_seconds: float = Field(0.5, ge=0)
     enrich_batch_size: int = Field(200, ge=1)
     enrich_max_attempts: int = Field(3, ge=1)

@@ -33,6 +33,7 @@ COMMAND_MODULES.append("serp")  # serp parse
 COMMAND_MODULES.append("enrich")  # extract, enrich
 COMMAND_MODULES.append("outreach")  # optout, outbox
 COMMAND_MODULES.append("sandbox")  # sandbox up
+COMMAND_MODULES.append("faults")  # faults run
 
 
 def _register() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import threading
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def sandbox_up(directory: Path, seed: int, scale: int, as_json: bool, sheet_csv:
             for name, value in env.items():
                 click.echo(f"export {name}={shlex.quote(value)}")
             click.echo("# sandbox running; press Ctrl-C to stop", err=True)
+        sys.stdout.flush()
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

@@ -324,7 +324,7 @@ class Fetcher:
         for attempt, index in enumerate(order):
             if attempt:
                 self.stats.failovers += 1
-            async with self._host_slot(host):
+            async with _HostSlot(self, host, counts=html_only):
                 try:
                     async with asyncio.timeout(budget):
                         hop = await self._one(index, url, max_bytes, html_only)
@@ -380,9 +380,6 @@ class Fetcher:
         finally:
             await response.aclose()
 
-    def _host_slot(self, host: str) -> _HostSlot:
-        return _HostSlot(self, host)
-
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):
     """Connects a host name only to the address the guard resolved and checked for it."""
@@ -410,11 +407,13 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
 
 class _HostSlot:
-    """One request at a time per host, at least the per-host delay between request starts."""
+    """One request at a time per host, at least the per-host delay between page requests
+    (robots.txt, fetched once per origin, waits for the slot but does not start the clock)."""
 
-    def __init__(self, fetcher: Fetcher, host: str) -> None:
+    def __init__(self, fetcher: Fetcher, host: str, counts: bool = True) -> None:
         self.fetcher = fetcher
         self.host = host
+        self.counts = counts
         self.lock = fetcher._host_locks.setdefault(host, asyncio.Lock())
 
     async def __aenter__(self) -> None:
@@ -425,7 +424,8 @@ class _HostSlot:
         wait = fetcher._host_next.get(self.host, 0.0) - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        fetcher._host_next[self.host] = time.monotonic() + delay
+        if self.counts:
+            fetcher._host_next[self.host] = time.monotonic() + delay
 
     async def __aexit__(self, *_exc: object) -> None:
         self.lock.release()

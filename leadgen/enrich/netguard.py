@@ -24,6 +24,7 @@ from leadgen.config import Settings
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+DNS_PARALLEL = 32  # queries in flight at once (a burst of hundreds loses UDP packets)
 _NUMERIC_V4 = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.I)
 
 
@@ -109,8 +110,9 @@ def make_resolver(settings: Settings, *, asynchronous: bool = True):  # type: ig
             resolver.port = port
     else:
         resolver = cls()
+    # Several tries within the lifetime: one lost UDP packet must not cost the whole budget.
     resolver.lifetime = settings.dns_timeout_seconds
-    resolver.timeout = settings.dns_timeout_seconds
+    resolver.timeout = max(0.2, settings.dns_timeout_seconds / 4)
     return resolver
 
 
@@ -121,7 +123,7 @@ class NetGuard:
         self.allowed = parse_networks(settings.enrich_allowed_networks)
         self.resolver = make_resolver(settings)
         self._cache: dict[str, Resolved | Exception] = {}
-        self._pending: dict[str, asyncio.Future[Resolved]] = {}
+        self._queries = asyncio.Semaphore(DNS_PARALLEL)
 
     def check_ip(self, ip: IPAddress, host: str) -> None:
         if not address_allowed(ip, self.allowed):
@@ -176,7 +178,8 @@ class NetGuard:
 
     async def _query(self, name: str, rdtype: str) -> list[IPAddress]:
         try:
-            answer = await self.resolver.resolve(name, rdtype, search=False)
+            async with self._queries:
+                answer = await self.resolver.resolve(name, rdtype, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
             return []
         return [ipaddress.ip_address(record.address) for record in answer]

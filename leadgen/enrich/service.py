@@ -132,17 +132,19 @@ def store_result(*, session: Session, settings: Settings, result: SiteResult,
                  mx: MxChecker | None = None, now: datetime | None = None) -> StoreOutcome:
     """Write one crawl result. Only a company still `enriching` (our claim) is updated."""
     now = now or utcnow()
-    company = session.execute(
-        select(Company).where(Company.id == result.company_id).with_for_update()
-        if is_postgres(session) else select(Company).where(Company.id == result.company_id)
-    ).scalar_one_or_none()
+    query = select(Company).where(Company.id == result.company_id).execution_options(
+        populate_existing=True)
+    if is_postgres(session):
+        query = query.with_for_update()
+    company = session.execute(query).scalar_one_or_none()
     if company is None or company.status != ENRICHING:
         return StoreOutcome(result.company_id, "skipped")
     _insert_contacts(session, company.id, result, now)
     session.flush()
 
     contacts = {c.email: c for c in session.scalars(
-        select(Contact).where(Contact.company_id == company.id))}
+        select(Contact).where(Contact.company_id == company.id)
+        .execution_options(populate_existing=True))}
     shared: dict[str, int] = {}
     if contacts:
         for email, other_id in session.execute(

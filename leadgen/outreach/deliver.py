@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadgen.config import get_settings
@@ -34,7 +34,7 @@ from leadgen.outreach.mailboxes import (
     sync_mailboxes,
 )
 from leadgen.outreach.message import HeaderError, build_email, envelope_address, new_message_id
-from leadgen.outreach.optout import is_opted_out, is_suppressed, suppress
+from leadgen.outreach.optout import optout_match, suppress, suppression_match
 from leadgen.outreach.queue import lock_mailbox
 from leadgen.windows import send_window
 
@@ -238,14 +238,24 @@ def claim_due(session: Session, settings: Any, box: MailboxConfig, mailbox_id: i
     ids = list(session.scalars(candidates))
     if not ids:
         return []
+    # The lease covers the whole batch on one connection, each send up to the SMTP timeout.
+    lease = timedelta(seconds=settings.lease_seconds + len(ids) * settings.smtp_timeout_seconds)
     rows = session.execute(
         update(OutreachMessage)
         .where(OutreachMessage.id.in_(ids), OutreachMessage.mailbox_id == mailbox_id, due)
-        .values(status="sending", sending_started_at=now,
-                lease_until=now + timedelta(seconds=settings.lease_seconds), updated_at=now)
-        .returning(OutreachMessage.id)
+        .values(status="sending", sending_started_at=now, lease_until=now + lease,
+                updated_at=now)
+        .returning(OutreachMessage.id, OutreachMessage.message_id)
         .execution_options(synchronize_session=False)
     ).all()
+    # The Message-ID is fixed (and committed with the claim) BEFORE any SMTP call; a resent
+    # message keeps its first Message-ID.
+    missing = [{"pk": pk, "mid": new_message_id(box)} for pk, mid in rows if mid is None]
+    if missing:
+        table = OutreachMessage.__table__
+        session.connection().execute(
+            table.update().where(table.c.id == bindparam("pk")).values(message_id=bindparam("mid")),
+            missing)
     return sorted(row[0] for row in rows)
 
 
@@ -401,46 +411,74 @@ def _deliver_mailbox(ctx: _Context, ids: list[int]) -> None:
             smtp.close()
 
 
-def _pre_send(ctx: _Context, session: Session, message_pk: int) -> tuple[str, Any] | None:
-    """Checks right before the SMTP call; None = go (Message-ID stored, lease refreshed)."""
+@dataclass
+class _Claimed:
+    pk: int
+    company_id: int
+    to_email: str
+    subject: str
+    body: str
+    message_id: str | None
+    attempts: int
+
+
+def _pre_send(ctx: _Context, session: Session, message_pk: int
+              ) -> tuple[_Claimed | None, tuple[str, Any] | None]:
+    """Checks right before the SMTP call, in two queries: (message, None) = go."""
     settings, now = ctx.settings, ctx.clock()
-    message = session.get(OutreachMessage, message_pk)
-    if message is None or message.status != "sending":
-        return ("gone", None)
+    row = session.execute(
+        select(OutreachMessage.status, OutreachMessage.company_id, OutreachMessage.to_email,
+               OutreachMessage.subject, OutreachMessage.body, OutreachMessage.message_id,
+               OutreachMessage.attempts, Mailbox.status, Company.domain, Company.opt_out,
+               Company.status)
+        .join(Mailbox, Mailbox.id == OutreachMessage.mailbox_id)
+        .outerjoin(Company, Company.id == OutreachMessage.company_id)
+        .where(OutreachMessage.id == message_pk)
+    ).first()
+    if row is None or row[0] != "sending":
+        return None, ("gone", None)
+    (_, company_id, to_email, subject, body, message_id, attempts, mailbox_status, domain,
+     company_opt_out, company_status) = row
+    claimed = _Claimed(message_pk, company_id, to_email, subject, body, message_id, attempts)
     window = send_window(settings)
     if not window.contains(now):
-        return ("release", "window closed")
-    mailbox = session.get(Mailbox, ctx.mailbox_id)
-    if mailbox is None or mailbox.status != "active":
-        return ("release", f"mailbox {ctx.box.name} is {mailbox.status if mailbox else 'gone'}")
-    company = session.get(Company, message.company_id)
-    if is_opted_out(session, message.to_email, company.domain if company else None):
-        return ("skip", "opt_out")
-    if company is not None and (company.opt_out or company.status == "opted_out"):
-        return ("skip", "opt_out")
-    if is_suppressed(session, message.to_email):
-        return ("skip", "suppressed")
+        return claimed, ("release", "window closed")
+    if mailbox_status != "active":
+        return claimed, ("release", f"mailbox {ctx.box.name} is {mailbox_status}")
+    if company_opt_out or company_status == "opted_out":
+        return claimed, ("skip", "opt_out")
     opens, closes = window.current_or_next(now)
-    if _sent_in(session, ctx.mailbox_id, opens, closes, False) >= ctx.box.daily_cap:
-        following = next(window.occurrences(closes))[0]
-        return ("cap", following)
-    return None
+    moment = func.coalesce(OutreachMessage.sent_at, OutreachMessage.sending_started_at)
+    opted, suppressed, sent_today = session.execute(select(
+        exists().where(optout_match(to_email, domain)),
+        exists().where(suppression_match(to_email)),
+        select(func.count()).select_from(OutreachMessage).where(
+            OutreachMessage.mailbox_id == ctx.mailbox_id, OutreachMessage.status == "sent",
+            moment >= opens, moment < closes).scalar_subquery(),
+    )).one()
+    if opted:
+        return claimed, ("skip", "opt_out")
+    if suppressed:
+        return claimed, ("skip", "suppressed")
+    if sent_today >= ctx.box.daily_cap:
+        return claimed, ("cap", next(window.occurrences(closes))[0])
+    return claimed, None
 
 
 def _deliver_one(ctx: _Context, smtp: TrackingSMTP, message_pk: int) -> bool | str:
-    """Send one claimed message; True/str = stop this mailbox's batch."""
+    """Send one claimed message; True/str = stop this mailbox's batch. One session: reads,
+    commit (nothing held during SMTP), send, then the outcome committed at once."""
     settings, report, box = ctx.settings, ctx.report, ctx.box
     with session_scope(ctx.url) as session:
-        verdict = _pre_send(ctx, session, message_pk)
-        message = session.get(OutreachMessage, message_pk)
+        message, verdict = _pre_send(ctx, session, message_pk)
         now = ctx.clock()
         if verdict is not None:
             kind, detail = verdict
-            if kind == "gone":
+            if kind == "gone" or message is None:
                 return False
             if kind == "skip":
                 _record(session, message_pk, status="skipped", last_error=detail)
-                if detail == "opt_out" and message is not None:
+                if detail == "opt_out":
                     session.execute(update(Company).where(Company.id == message.company_id)
                                     .values(status="opted_out", opt_out=True, updated_at=now))
                 report.skipped += 1
@@ -451,66 +489,68 @@ def _deliver_one(ctx: _Context, smtp: TrackingSMTP, message_pk: int) -> bool | s
             report.released += release(session, [message_pk], detail)
             return detail
         assert message is not None
+        if not message.message_id:  # claimed by an older version: fix it before sending
+            message.message_id = new_message_id(box)
+            session.execute(update(OutreachMessage).where(OutreachMessage.id == message_pk)
+                            .values(message_id=message.message_id))
         try:
             recipient = envelope_address(message.to_email)
-            message_id = message.message_id or new_message_id(box)
             email = build_email(box=box, to_email=message.to_email, subject=message.subject,
-                                body=message.body, message_id=message_id, settings=settings,
-                                language=ctx.language, now=now)
+                                body=message.body, message_id=message.message_id,
+                                settings=settings, language=ctx.language, now=now)
             payload = email.as_bytes()
         except (HeaderError, ValueError) as exc:
             _record(session, message_pk, status="failed", last_error=f"invalid message: {exc}")
             report.failed += 1
             return False
-        # The Message-ID is stored and the lease refreshed BEFORE the SMTP call.
-        session.execute(
-            update(OutreachMessage).where(OutreachMessage.id == message_pk)
-            .values(message_id=message_id, updated_at=now,
-                    lease_until=now + timedelta(seconds=settings.lease_seconds))
-            .execution_options(synchronize_session=False))
-        company_id, attempts = message.company_id, message.attempts
-    outcome = smtp_send(smtp, box.from_email, recipient, payload)
-    if outcome.kind == "sent" and ctx.after_send is not None:
-        ctx.after_send(message_pk)
-    now = ctx.clock()
-    with session_scope(ctx.url) as session:
-        if outcome.kind == "sent":
-            _record(session, message_pk, status="sent", sent_at=now, smtp_code=outcome.code,
-                    attempts=attempts + 1, last_error=None)
-            mark_contacted(session, company_id, now)
-            report.sent += 1
-            return False
-        if outcome.kind == "unknown":
-            _record(session, message_pk, status="unknown", last_error=outcome.reply)
-            report.unknown += 1
-            return "connection lost after DATA"
-        if outcome.kind == "lost":
-            report.released += release(session, [message_pk], outcome.reply)
-            return outcome.reply
-        if outcome.kind in ("auth", "quota"):
-            until = now + timedelta(hours=24) if outcome.kind == "quota" else None
-            reason = f"SMTP {outcome.code} {outcome.reply}"
-            pause_mailbox(session, ctx.mailbox_id, reason, until)
-            report.released += release(session, [message_pk], reason)
-            report.paused.append(box.name)
-            log.error("mailbox %s paused: %s", box.name, reason)
-            return reason
-        error = f"SMTP {outcome.code} {outcome.reply}"
-        if outcome.kind == "deferred":
-            tries = attempts + 1
-            if tries >= settings.send_max_attempts:
-                _record(session, message_pk, status="failed", attempts=tries,
-                        smtp_code=outcome.code, last_error=f"gave up after {tries}: {error}")
-                report.failed += 1
-            else:
-                _record(session, message_pk, status="deferred", attempts=tries,
-                        smtp_code=outcome.code, last_error=error,
-                        next_attempt_at=now + backoff(settings, tries))
-                report.deferred += 1
-            return "server closing connection" if outcome.code == 421 else False
-        _record(session, message_pk, status="failed", attempts=attempts + 1,
-                smtp_code=outcome.code, last_error=error)
-        if outcome.kind == "bounced":
-            suppress(session, recipient, error, outcome.code)
-        report.failed += 1
+        session.commit()  # end the read transaction: nothing is held during the SMTP call
+        outcome = smtp_send(smtp, box.from_email, recipient, payload)
+        if outcome.kind == "sent" and ctx.after_send is not None:
+            ctx.after_send(message_pk)
+        return _after_send(ctx, session, message, recipient, outcome)
+
+
+def _after_send(ctx: _Context, session: Session, message: _Claimed, recipient: str,
+                outcome: _Outcome) -> bool | str:
+    settings, report, box = ctx.settings, ctx.report, ctx.box
+    message_pk, now = message.pk, ctx.clock()
+    if outcome.kind == "sent":
+        _record(session, message_pk, status="sent", sent_at=now, smtp_code=outcome.code,
+                attempts=message.attempts + 1, last_error=None)
+        mark_contacted(session, message.company_id, now)
+        report.sent += 1
         return False
+    if outcome.kind == "unknown":
+        _record(session, message_pk, status="unknown", last_error=outcome.reply)
+        report.unknown += 1
+        return "connection lost after DATA"
+    if outcome.kind == "lost":
+        report.released += release(session, [message_pk], outcome.reply)
+        return outcome.reply
+    if outcome.kind in ("auth", "quota"):
+        until = now + timedelta(hours=24) if outcome.kind == "quota" else None
+        reason = f"SMTP {outcome.code} {outcome.reply}"
+        pause_mailbox(session, ctx.mailbox_id, reason, until)
+        report.released += release(session, [message_pk], reason)
+        report.paused.append(box.name)
+        log.error("mailbox %s paused: %s", box.name, reason)
+        return reason
+    error = f"SMTP {outcome.code} {outcome.reply}"
+    tries = message.attempts + 1
+    if outcome.kind == "deferred":
+        if tries >= settings.send_max_attempts:
+            _record(session, message_pk, status="failed", attempts=tries,
+                    smtp_code=outcome.code, last_error=f"gave up after {tries}: {error}")
+            report.failed += 1
+        else:
+            _record(session, message_pk, status="deferred", attempts=tries,
+                    smtp_code=outcome.code, last_error=error,
+                    next_attempt_at=now + backoff(settings, tries))
+            report.deferred += 1
+        return "server closing connection" if outcome.code == 421 else False
+    _record(session, message_pk, status="failed", attempts=tries, smtp_code=outcome.code,
+            last_error=error)
+    if outcome.kind == "bounced":
+        suppress(session, recipient, error, outcome.code)
+    report.failed += 1
+    return False

@@ -10,6 +10,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,8 +68,9 @@ def _email_domain(email: str) -> str:
     return email.rsplit("@", 1)[-1].lower()
 
 
-def is_opted_out(session: Session, email: str, company_domain: str | None = None) -> bool:
-    """The address, its domain (or a parent domain), or the company's domain is opted out."""
+def optout_match(email: str, company_domain: str | None = None) -> Any:
+    """A WHERE clause on opt_outs matching the address, its domain or a parent domain, or the
+    company's domain."""
     try:
         address = normalise_email(email)
     except OptOutError:
@@ -76,19 +78,23 @@ def is_opted_out(session: Session, email: str, company_domain: str | None = None
     domains = set(_domain_and_parents(_email_domain(address)))
     if company_domain:
         domains.update(_domain_and_parents(company_domain.lower()))
-    hit = session.scalar(
-        select(OptOut.id).where(or_(
-            (OptOut.kind == "email") & (OptOut.value == address),
-            (OptOut.kind == "domain") & (OptOut.value.in_(domains)),
-        )).limit(1)
-    )
+    return or_((OptOut.kind == "email") & (OptOut.value == address),
+               (OptOut.kind == "domain") & (OptOut.value.in_(domains)))
+
+
+def is_opted_out(session: Session, email: str, company_domain: str | None = None) -> bool:
+    """The address, its domain (or a parent domain), or the company's domain is opted out."""
+    hit = session.scalar(select(OptOut.id).where(optout_match(email, company_domain)).limit(1))
     return hit is not None
 
 
+def suppression_match(email: str) -> Any:
+    return Suppression.email == email.strip().lower()
+
+
 def is_suppressed(session: Session, email: str) -> bool:
-    return session.scalar(
-        select(Suppression.id).where(Suppression.email == email.strip().lower()).limit(1)
-    ) is not None
+    return session.scalar(select(Suppression.id).where(suppression_match(email)).limit(1)) \
+        is not None
 
 
 def suppress(session: Session, email: str, reason: str, smtp_code: int | None) -> None:

@@ -127,6 +127,7 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes
     timeout = 60  # idle keep-alive connections are closed after this
     server: _Server
 
@@ -171,7 +172,7 @@ class JsonServer:
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self, port: int = 0) -> int:
         self._server = _Server((self.host, port), _RequestHandler, self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"sandbox-{self.name}", daemon=True)
         self._thread.start()
         return self.port

@@ -143,6 +143,7 @@ class GridRange:
     col0: int
     row1: int | None  # exclusive; None = to the end of the grid
     col1: int | None
+    anchor: bool = False  # a single cell: writes start there and may extend past it
 
     @property
     def end_row(self) -> int:
@@ -245,7 +246,7 @@ def parse_range(book: Spreadsheet, spec: str) -> GridRange:
     if not sep:
         if not (start.group(1) and start.group(2)):
             raise BadRequest(400, f"Unable to parse range: {spec}")
-        grid = GridRange(sheet, r0, c0, r0 + 1, c0 + 1)
+        grid = GridRange(sheet, r0, c0, r0 + 1, c0 + 1, anchor=True)
     else:
         assert end is not None
         if not (end.group(1) or end.group(2)):
@@ -493,6 +494,7 @@ class SheetsEmulator:
             raise BadRequest(400, f"Invalid value at 'data.major_dimension' ({major})")
         height = len(values)
         width = max((len(row) for row in values), default=0)
+        bounded = bounded and not grid.anchor
         if bounded and grid.row1 is not None and grid.row0 + height > grid.row1:
             raise BadRequest(400, f"Requested writing within range [{grid.a1()}], but tried writing "
                                   f"to row [{grid.row0 + height}]")
@@ -596,6 +598,8 @@ class SheetsEmulator:
             body = self._body(request)
             values = body.get("values") or []
             grid = parse_range(book, unquote(rng))
+            if grid.anchor:  # the table is searched from that cell on
+                grid = GridRange(grid.sheet, grid.row0, grid.col0, None, None)
             sheet = grid.sheet
             last, first_col, last_col = grid.row0, None, None
             for r in range(grid.row0, len(sheet.cells)):
@@ -730,7 +734,8 @@ class SheetsEmulator:
         if kind == "updateSheetProperties":
             props = spec.get("properties", {})
             sheet = book.by_id(props.get("sheetId"))
-            fields = [f.strip() for f in str(spec.get("fields", "")).split(",") if f.strip()]
+            fields = [f.strip().replace("/", ".")  # gspread writes gridProperties/rowCount
+                      for f in str(spec.get("fields", "")).split(",") if f.strip()]
             if not fields:
                 raise BadRequest(400, f"Invalid requests[{index}].updateSheetProperties: "
                                       "At least one field must be updated, but none was specified.")
