@@ -432,6 +432,7 @@ def _mailboxes_json(env: dict[str, str]) -> str:
 
 FAULT_OVERRIDES = {
     "LEASE_SECONDS": "30",
+    "YANDEX_ENFORCE_NIGHT_WINDOW": "false",  # retries must not wait for the next (real) night
     "YANDEX_GROUPS_ON_PAGE": "50",  # more companies per query: more of the web's fault sites
     "YANDEX_MAX_ATTEMPTS": "8",
     "YANDEX_BACKOFF_BASE_SECONDS": "1",
@@ -460,7 +461,8 @@ def _drained(session: Session) -> tuple[bool, str]:
         "operations": count(SerpOperation, SerpOperation.status.in_(("pending", "fetched"))),
         "companies": count(Company, Company.status.in_(("new", "enriching"))),
         "to_generate": count(Company, Company.status == "contacts_ready",
-                             Company.id.not_in(has_message), Company.id.in_(usable)),
+                             Company.status_reason.is_(None), Company.id.not_in(has_message),
+                             Company.id.in_(usable)),
         "to_send": count(OutreachMessage, OutreachMessage.status.in_(("scheduled", "deferred")),
                          OutreachMessage.mailbox_id.in_(active)),
         "sending": count(OutreachMessage, OutreachMessage.status == "sending"),
@@ -690,7 +692,8 @@ def check_invariants(session: Session, sandbox: Sandbox, registered: dict[str, l
             problems.append(f"{company.domain} still {company.status}")
         elif company.status in ("contacts_not_found", "duplicate", "opted_out") and not reason:
             problems.append(f"{company.domain} {company.status} without a reason")
-        elif company.status == "contacts_ready" and company.id not in with_message:
+        elif company.status == "contacts_ready" and company.id not in with_message \
+                and not company.status_reason:
             primary = session.scalar(select(Contact).where(
                 Contact.company_id == company.id, Contact.is_primary.is_(True)))
             if primary is not None and primary.status == "ok" and not company.opt_out:

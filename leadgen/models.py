@@ -197,6 +197,7 @@ class Company(WorkItem, Timestamped, Base):
     __table_args__ = (
         Index("ix_companies_due", "status", "next_attempt_at"),
         Index("ix_companies_name_key", "name_key", "city"),
+        Index("ix_companies_duplicate_of_id", "duplicate_of_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 09:06:22.528026
+Create Date: 2026-11-25 09:31:37.965304
 """
 
 from collections.abc import Sequence
@@ -139,6 +139,7 @@ def upgrade() -> None:
     with op.batch_alter_table('companies', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_companies_batch_tag'), ['batch_tag'], unique=False)
         batch_op.create_index('ix_companies_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_companies_duplicate_of_id', ['duplicate_of_id'], unique=False)
         batch_op.create_index('ix_companies_name_key', ['name_key', 'city'], unique=False)
 
     op.create_table('serp_operations',
@@ -272,6 +273,7 @@ def downgrade() -> None:
     op.drop_table('serp_operations')
     with op.batch_alter_table('companies', schema=None) as batch_op:
         batch_op.drop_index('ix_companies_name_key')
+        batch_op.drop_index('ix_companies_duplicate_of_id')
         batch_op.drop_index('ix_companies_due')
         batch_op.drop_index(batch_op.f('ix_companies_batch_tag'))
 

@@ -38,19 +38,21 @@ def sandbox_up(directory: Path, seed: int, scale: int, as_json: bool, sheet_csv:
     faults = Faults.from_json(faults_file) if faults_file else None
     box = Sandbox(directory.resolve(), seed=seed, scale=scale, faults=faults,
                   operation_delay_s=operation_delay, sheet_csv=sheet_csv)
-    with box:
-        env = box.env()
-        if as_json:
-            click.echo(json.dumps({"env": env, "endpoints": box.endpoints()}, ensure_ascii=False))
-        else:
-            for name, value in env.items():
-                click.echo(f"export {name}={shlex.quote(value)}")
-            click.echo("# sandbox running; press Ctrl-C to stop", err=True)
-        sys.stdout.flush()
-        try:
+    try:
+        with box:
+            env = box.env()
+            if as_json:
+                click.echo(json.dumps({"env": env, "endpoints": box.endpoints()},
+                                      ensure_ascii=False))
+            else:
+                for name, value in env.items():
+                    click.echo(f"export {name}={shlex.quote(value)}")
+                click.echo("# sandbox running; press Ctrl-C to stop", err=True)
+            sys.stdout.flush()
             threading.Event().wait()
-        except KeyboardInterrupt:
-            click.echo("sandbox stopped", err=True)
+    except KeyboardInterrupt:
+        click.echo("sandbox stopped", err=True)
+
 
 
 COMMANDS = [sandbox]

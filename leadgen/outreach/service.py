@@ -59,6 +59,10 @@ def generate_and_queue(company_id: int, settings: Any = None, *,
             if problem == "opted out" and company is not None:
                 company.status, company.opt_out, company.status_reason = (
                     "opted_out", True, "opt-out")
+            elif problem and company is not None and company.status == "contacts_ready":
+                # e.g. a suppressed primary: say why, and do not re-dispatch it every tick
+                company.status_reason = f"no first email: {problem}"
+                company.next_attempt_at = now + timedelta(hours=24)
             return None
         if has_message(session, contact.id) or company.status != "contacts_ready":
             return None

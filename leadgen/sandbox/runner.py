@@ -35,7 +35,8 @@ class Sandbox:
                  web_latency_ms: float = 0, llm_latency_ms: float = 0,
                  operation_delay_s: float = 0, sheet_csv: Path | None = None, *,
                  iam_token_lifetime_s: float = 12 * 3600, operation_retention_s: float = 12 * 3600,
-                 google_token_lifetime_s: float = 3600) -> None:
+                 google_token_lifetime_s: float = 3600,
+                 sheets_quota_per_minute: int | None = None) -> None:
         self.directory = Path(directory)
         self.seed = seed
         self.scale = scale
@@ -47,6 +48,7 @@ class Sandbox:
         self.iam_token_lifetime_s = iam_token_lifetime_s
         self.operation_retention_s = operation_retention_s
         self.google_token_lifetime_s = google_token_lifetime_s
+        self.sheets_quota_per_minute = sheets_quota_per_minute  # Google's is 60 (None = off)
         self.folder_id = yandex_id("b1g", f"folder:{seed}")
         self.yandex_api_key = "AQVN" + secrets.token_urlsafe(30)
         self.smtp_username = DEFAULT_USER
@@ -94,7 +96,8 @@ class Sandbox:
         self._run(self.yandex)
 
         self.sheets = SheetsEmulator(faults=self.faults,
-                                     token_lifetime_s=self.google_token_lifetime_s)
+                                     token_lifetime_s=self.google_token_lifetime_s,
+                                     per_minute_quota=self.sheets_quota_per_minute)
         self._run(self.sheets)
         self.google_key_file = d / "google_service_account.json"
         self.sheets.add_service_account(

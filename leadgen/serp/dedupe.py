@@ -68,12 +68,15 @@ FROM (
 WHERE companies.id = m.company_id AND companies.id <> m.canon AND {touchable}
 """
 
-# A duplicate of a company that later became a duplicate itself points at the root.
+# A company marked in this run may have had duplicates of its own: point them at its root.
+# Driven by the marked ids (an indexed IN), never a self-join: statistics are stale right
+# after the marking, and a planner trusting them picks a quadratic nested loop.
 _FLATTEN = """
 UPDATE companies SET updated_at = :now, duplicate_of_id = (
     SELECT p.duplicate_of_id FROM companies p WHERE p.id = companies.duplicate_of_id)
-WHERE companies.status = 'duplicate' AND companies.duplicate_of_id IN (
-    SELECT id FROM companies WHERE status = 'duplicate' AND duplicate_of_id IS NOT NULL)
+WHERE companies.duplicate_of_id IN :marked AND companies.status = 'duplicate'
+  AND EXISTS (SELECT 1 FROM companies p WHERE p.id = companies.duplicate_of_id
+              AND p.duplicate_of_id IS NOT NULL)
 """
 
 _RESTRICT_NAME = (
@@ -113,24 +116,34 @@ def dedupe(
     restrict = "AND companies.id IN :ids" if restricted else ""
     counts["opted_out"] = session.execute(
         _stmt(_OPT_OUT_DOMAINS.format(restrict=restrict), restricted), params).rowcount
+    marked: list[int] = []
     if settings.dedupe_fuzzy_names:
         sql = _SAME_NAME.format(restrict=_RESTRICT_NAME if restricted else "",
-                                touchable=_TOUCHABLE)
-        counts["same_name"] = session.execute(_stmt(sql, restricted), params).rowcount
+                                touchable=_TOUCHABLE) + " RETURNING companies.id"
+        marked += session.execute(_stmt(sql, restricted), params).scalars().all()
+    counts["same_name"] = len(marked)
     if settings.dedupe_shared_emails:
         sql = _SHARED_EMAIL.format(restrict=_RESTRICT_EMAIL if restricted else "",
-                                   touchable=_TOUCHABLE)
-        counts["shared_email"] = session.execute(
+                                   touchable=_TOUCHABLE) + " RETURNING companies.id"
+        marked += session.execute(
             _stmt(sql, restricted),
             {**params, "max_companies": settings.dedupe_shared_email_max_companies},
-        ).rowcount
-    # Earlier runs left every chain flat, so only a run that marked rows can create one.
-    for _ in range(10 if counts.get("same_name") or counts.get("shared_email") else 0):
-        if not session.execute(text(_FLATTEN), {"now": params["now"]}).rowcount:
-            break
+        ).scalars().all()
+    counts["shared_email"] = len(marked) - counts["same_name"]
+    _flatten(session, marked, params["now"])
     if any(counts.values()):
         log.info("dedupe: %s", counts)
     return active_ids(session, ids)
+
+
+def _flatten(session: Session, marked: list[int], now: datetime) -> None:
+    # Earlier runs left every chain flat, so only companies marked now can head a chain.
+    statement = text(_FLATTEN).bindparams(bindparam("marked", expanding=True))
+    for start in range(0, len(marked), MAX_RESTRICTED):
+        chunk = marked[start : start + MAX_RESTRICTED]
+        for _ in range(10):
+            if not session.execute(statement, {"marked": chunk, "now": now}).rowcount:
+                break
 
 
 def active_ids(session: Session, ids: list[int] | None) -> list[int]:

@@ -98,7 +98,7 @@ def pg_database():
 
 
 def test_demo_distributed_with_real_worker_and_beat(tmp_path, pg_database):
-    broker = "redis://127.0.0.1:6379/13"
+    broker = "redis://127.0.0.1:6379/12"
     redis.Redis.from_url(broker).flushdb()
     directory = tmp_path / "demo"
     run_demo(directory, "--database", pg_database, "--broker", broker)
