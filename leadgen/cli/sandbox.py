@@ -54,5 +54,4 @@ def sandbox_up(directory: Path, seed: int, scale: int, as_json: bool, sheet_csv:
         click.echo("sandbox stopped", err=True)
 
 
-
 COMMANDS = [sandbox]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -310,8 +310,14 @@ def _requeue(session: Session, query: Any, reason: str, when: datetime, failed: 
             scheduled_for=case((SerpQuery.scheduled_for < when, when),
                                else_=SerpQuery.scheduled_for),
         )
+    # The poll marks the query completed when it fetches the payload; it is only really
+    # completed once one of its operations was ingested.
+    ingested = (select(SerpOperation.id)
+                .where(SerpOperation.query_id == query.id, SerpOperation.status == "ingested")
+                .exists())
     session.execute(update(SerpQuery)
-                    .where(SerpQuery.id == query.id, SerpQuery.status != "completed")
+                    .where(SerpQuery.id == query.id,
+                           or_(SerpQuery.status != "completed", ~ingested))
                     .values(**values))
 
 
