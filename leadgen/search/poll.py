@@ -132,6 +132,27 @@ def poll_operation(session: Session, settings: Settings, pk: int, client: Yandex
     return PollOutcome(pk, "fetched")
 
 
+def claim_stale_fetched(session: Session, settings: Settings, now: datetime,
+                        limit: int) -> list[int]:
+    """Fetched operations whose ingest never ran (the task was lost with a worker or the
+    broker): leased for LEASE_SECONDS so each is handed to ingest again once. Commits."""
+    stale = (SerpOperation.status == "fetched",
+             SerpOperation.done_at < now - timedelta(seconds=settings.lease_seconds),
+             or_(SerpOperation.lease_until.is_(None), SerpOperation.lease_until < now))
+    pks = list(session.scalars(select(SerpOperation.id).where(*stale)
+                               .order_by(SerpOperation.id).limit(limit)))
+    claimed = []
+    for pk in pks:
+        result = session.execute(
+            update(SerpOperation).where(SerpOperation.id == pk, *stale)
+            .values(lease_until=now + timedelta(seconds=settings.lease_seconds))
+            .execution_options(synchronize_session=False))
+        if result.rowcount == 1:
+            claimed.append(pk)
+    session.commit()
+    return claimed
+
+
 def poll_due(session: Session, settings: Settings, client: YandexSearchClient, limiter: RateLimiter,
              now: datetime | None = None, limit: int | None = None) -> list[PollOutcome]:
     """Poll every due operation in this process (the CLI's and tests' loop)."""
