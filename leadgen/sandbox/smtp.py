@@ -6,9 +6,10 @@ one .eml file each).
 from __future__ import annotations
 
 import logging
-import mailbox
+import re
 import socket
 import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,17 @@ logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 DEFAULT_USER = "outreach@agency-sandbox.test"
 DEFAULT_PASSWORD = "sandbox-app-pass-16"
+
+
+def _mbox_entry(raw: bytes, sender: str, received: datetime) -> bytes:
+    """One mboxo entry, as `mailbox.mbox.add` writes it: a From_ line, body lines starting
+    with "From " quoted, LF line ends, a blank line after."""
+    stamp = time.asctime(received.timetuple())
+    body = raw.replace(b"\r\n", b"\n")
+    body = re.sub(rb"(?m)^From ", b">From ", body)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    return f"From {sender or 'MAILER-DAEMON'} {stamp}\n".encode() + body + b"\n"
 
 
 @dataclass
@@ -206,15 +218,8 @@ class SmtpServer:
             self._messages.append(message)
             number = len(self._messages)
             (self.eml_dir / f"{number:05d}.eml").write_bytes(raw)
-            box = mailbox.mbox(self.mbox_path)
-            try:
-                entry = mailbox.mboxMessage(raw)
-                entry.set_from(message.mail_from or "MAILER-DAEMON",
-                               message.received_at.timetuple())
-                box.add(entry)
-                box.flush()
-            finally:
-                box.close()
+            with open(self.mbox_path, "ab") as box:  # append; never rescan the whole file
+                box.write(_mbox_entry(raw, message.mail_from, message.received_at))
         return f"SBX{number:07d}"
 
     def messages(self) -> list[StoredMessage]:
