@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadgen import migrations
-from leadgen.config import reset_settings
+from leadgen.celery_app import reconfigure
+from leadgen.config import get_settings, reset_settings
 from leadgen.db import dispose_engines, get_engine
 from leadgen.models import Base
 
@@ -112,8 +113,10 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
                            "CELERY_")):
             monkeypatch.delenv(key, raising=False)
     reset_settings()
+    reconfigure(get_settings())
     yield
     reset_settings()
+    reconfigure(get_settings())  # a test that pointed Celery at a broker leaves no trace
 
 
 @pytest.fixture(scope="session")
