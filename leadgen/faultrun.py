@@ -497,7 +497,7 @@ def run_faults(directory: Path, *, long: bool = False, plan: FaultPlan | None = 
     try:
         redis_server.start()
         with Sandbox(directory / "sandbox", seed=plan.seed, faults=faults, sheet_csv=sheet,
-                     operation_delay_s=2.0, iam_token_lifetime_s=60) as sandbox:
+                     operation_delay_s=2.0, iam_token_lifetime_s=1800) as sandbox:
             original_reply = sandbox.smtp.recipient_reply
 
             def counted_reply(address: str) -> str | None:

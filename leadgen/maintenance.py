@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from leadgen.models import Company, OutreachMessage, SerpOperation, SerpQuery, utcnow
+from leadgen.models import Company, SerpOperation, SerpQuery, utcnow
+from leadgen.outreach.deliver import sweep_stuck_sending
 
 
 @dataclass
@@ -44,10 +45,5 @@ def sweep_leases(session: Session, now: datetime | None = None) -> SweepReport:
         .values(status="new", lease_until=None,
                 last_error="lease expired: the worker stopped while crawling")
     ).rowcount
-    report.messages_unknown = session.execute(
-        update(OutreachMessage)
-        .where(OutreachMessage.status == "sending", OutreachMessage.lease_until < now)
-        .values(status="unknown", lease_until=None,
-                last_error="found in sending after its lease: may have been delivered; review")
-    ).rowcount
+    report.messages_unknown = sweep_stuck_sending(session, now)
     return report

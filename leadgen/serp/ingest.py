@@ -59,6 +59,11 @@ def ingest_operation(
 ) -> IngestResult:
     """Ingest one fetched operation (see the module docstring). Commits nothing itself."""
     settings = settings or get_settings()
+    if _is_pg(session):
+        # Ingest re-derives everything from the stored raw XML, so a commit lost in a database
+        # crash only means the operation is still `fetched` and is ingested again. Not waiting
+        # for the WAL flush roughly doubles throughput.
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     op = session.execute(
         select(SerpOperation.id, SerpOperation.status, SerpOperation.raw_xml,
                SerpOperation.query_id)
