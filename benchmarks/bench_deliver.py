@@ -9,8 +9,10 @@ Goal: ≥ 100 messages/s with connection reuse. Every message is checked to arri
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -109,6 +111,9 @@ def main() -> None:
     parser.add_argument("--server", choices=["bare", "sandbox"], default="bare",
                         help="bare: aiosmtpd with STARTTLS+AUTH that only counts Message-IDs; "
                              "sandbox: leadgen.sandbox.smtp (also writes mbox + .eml per message)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="print the top N functions by own time of the tick (cProfile) to "
+                             "stderr; `python -m cProfile` cannot spawn the bare server")
     args = parser.parse_args()
 
     import psycopg
@@ -162,9 +167,16 @@ def main() -> None:
                  "to_email": f"info@c{i}.ru", "subject": f"Идея №{i}", "body": body,
                  "status": "scheduled", "scheduled_for": NOW, "generator": "template"}
                 for i in range(args.messages)])
+        profiler = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
+        if profiler:
+            profiler.enable()
         report = deliver_due(settings, now=NOW)
+        if profiler:
+            profiler.disable()
         elapsed = time.perf_counter() - started
+        if profiler:
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
         received = Counter(server.message_ids() if args.server == "bare"
                            else [m.message_id for m in server.messages()])
         ok = report.sent == args.messages and len(received) == args.messages \

@@ -117,6 +117,8 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--domains", type=int, default=20_000, help="distinct company domains")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", metavar="FILE",
+                        help="cProfile the timed ingest loop only; write pstats to FILE")
     args = parser.parse_args()
 
     from sqlalchemy import func, insert, select
@@ -166,6 +168,12 @@ def main() -> None:
         make_session = sessionmaker(bind=engine, expire_on_commit=False)
         blocklist = blocklist_from_settings(settings)
         docs = 0
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         cpu_started = time.process_time()
         started = time.perf_counter()
         for op_id in op_ids:
@@ -175,6 +183,9 @@ def main() -> None:
             docs += result.doc_count
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
 
         with make_session() as session:
             results = session.scalar(select(func.count(SerpResult.id)))

@@ -10,6 +10,7 @@ from celery import group, signature
 from leadgen.config import get_settings
 from leadgen.db import session_scope
 from leadgen.enrich import service
+from leadgen.serp.dedupe import dedupe
 from leadgen.tasks import task
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,14 @@ def fan_out(company_ids: list[int] | None) -> int:
 
 @task("leadgen.enrich.companies")
 def companies(company_ids: list[int]) -> list[int]:
-    """Claim, crawl and store one batch; returns the ids that became contacts_ready."""
+    """Claim, crawl and store one batch, dedupe by the emails found; returns the ids that became
+    contacts_ready and are not duplicates."""
     settings = get_settings()
     outcomes = service.enrich_companies([int(i) for i in company_ids], settings)
     ready = [o.company_id for o in outcomes if o.status == service.READY]
+    if ready:  # emails are known now: a company sharing one with an older company is a duplicate
+        with session_scope() as session:
+            ready = dedupe(session, ready, settings)
     log.info("enriched %d companies: %d ready, %d not found", len(outcomes), len(ready),
              sum(o.status == service.NOT_FOUND for o in outcomes))
     if ready:
