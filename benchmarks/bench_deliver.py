@@ -176,7 +176,7 @@ def main() -> None:
             profiler.disable()
         elapsed = time.perf_counter() - started
         if profiler:
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(args.profile)
         received = Counter(server.message_ids() if args.server == "bare"
                            else [m.message_id for m in server.messages()])
         ok = report.sent == args.messages and len(received) == args.messages \

@@ -311,12 +311,17 @@ class Celery:
         log = self.workdir / "worker.log"
         if not log.exists():
             return errors
-        for line in log.read_text("utf-8", "replace").splitlines():
+        lines = log.read_text("utf-8", "replace").splitlines()
+        for index, line in enumerate(lines):
             found = re.search(r"Task (leadgen\.[\w.]+)\[[^\]]+\] raised unexpected: (\w+)", line)
             if found:
                 errors[f"{found.group(1)}: {found.group(2)}"] += 1
             elif "Unrecoverable error" in line:
-                errors[f"worker: {line.strip()[:200]}"] += 1
+                # celery/kombu may exit on a broker outage; the traceback names redis then
+                trace = "\n".join(lines[max(0, index - 10):index + 60])
+                broker = "redis.exceptions" in trace or "Cannot connect to redis" in trace
+                cause = "redis connection lost" if broker else line.strip()
+                errors[f"worker exited: {cause[:200]}"] += 1
         return errors
 
 
@@ -563,7 +568,12 @@ def run_faults(directory: Path, *, long: bool = False, plan: FaultPlan | None = 
                         event("drained")
                         break
                     if time.monotonic() > deadline:
-                        event(f"timeout; still open: {drained_reason}")
+                        with session_scope() as session:
+                            stuck = session.execute(
+                                select(SerpOperation.id, SerpOperation.status, SerpOperation.error,
+                                       SerpOperation.next_poll_at, SerpOperation.lease_until)
+                                .where(SerpOperation.status.in_(("pending", "fetched")))).all()
+                        event(f"timeout; still open: {drained_reason}; operations {stuck}")
                         break
                 celery.stop()
                 celery_errors = celery.task_errors()
@@ -584,7 +594,7 @@ def run_faults(directory: Path, *, long: bool = False, plan: FaultPlan | None = 
             celery.stop()
         redis_server.kill()
         dispose_engines()
-        if database is None and not keep_database:
+        if not database and not keep_database:
             try:
                 drop_database(database_url)
             except Exception:  # noqa: BLE001 - cleanup must not hide the result

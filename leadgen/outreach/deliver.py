@@ -1,11 +1,11 @@
 """Delivery: at most once per message, committed step by step.
 
 Each tick, per active mailbox: claim due messages (`scheduled`/`deferred` → `sending`, with a
-lease) in a short committed transaction; open ONE SMTP connection; for each message re-check the
-window, opt-out, suppression, the daily cap and the mailbox, store the Message-ID and refresh the
-lease (commit), send, and commit the outcome at once. A message whose fate is unknown (connection
-lost after the DATA payload, or a worker that died in `sending`) becomes `unknown` and is never
-resent automatically: `leadgen outbox review` lets a person decide.
+lease, Message-ID fixed) in a short committed transaction; open ONE SMTP connection; for each
+message, in one short transaction, commit the previous message's outcome and re-check the
+window, opt-out, suppression, the daily cap and the mailbox; then send. A message whose fate is
+unknown (connection lost after the DATA payload, or a worker that died in `sending`) becomes
+`unknown` and is never resent automatically: `leadgen outbox review` lets a person decide.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from leadgen.outreach.mailboxes import (
     resume_due,
     sync_mailboxes,
 )
-from leadgen.outreach.message import HeaderError, build_email, envelope_address, new_message_id
+from leadgen.outreach.message import HeaderError, envelope_address, new_message_id, render_email
 from leadgen.outreach.optout import optout_match, suppress, suppression_match
 from leadgen.outreach.queue import lock_mailbox
-from leadgen.windows import send_window
+from leadgen.windows import Window, send_window
 
 log = logging.getLogger(__name__)
 
@@ -284,22 +284,26 @@ def backoff(settings: Any, attempts: int) -> timedelta:
     return timedelta(minutes=steps[min(attempts, len(steps)) - 1])
 
 
+# The per-message writes go through the Core tables: the ORM's bulk-UPDATE path costs more than
+# the statement itself and these never touch objects in the session.
+_MESSAGES = OutreachMessage.__table__
+_COMPANIES = Company.__table__
+
+
 def _record(session: Session, message_id: int, **values: Any) -> bool:
     values.setdefault("updated_at", utcnow())
     return bool(session.execute(
-        update(OutreachMessage)
-        .where(OutreachMessage.id == message_id,
-               OutreachMessage.status.in_(("sending", "unknown")))
+        update(_MESSAGES)
+        .where(_MESSAGES.c.id == message_id, _MESSAGES.c.status.in_(("sending", "unknown")))
         .values(lease_until=None, **values)
-        .execution_options(synchronize_session=False)
     ).rowcount)
 
 
 def mark_contacted(session: Session, company_id: int, now: datetime) -> None:
     session.execute(
-        update(Company)
-        .where(Company.id == company_id,
-               Company.status.not_in(("contacted", "opted_out", "duplicate")))
+        update(_COMPANIES)
+        .where(_COMPANIES.c.id == company_id,
+               _COMPANIES.c.status.not_in(("contacted", "opted_out", "duplicate")))
         .values(status="contacted", status_reason=None, updated_at=now)
     )
 
@@ -330,6 +334,9 @@ class _Context:
     report: DeliveryReport
     language: str
     after_send: Callable[[int], None] | None
+    window: Window
+    opens: datetime  # the send window of this tick
+    closes: datetime
 
 
 def deliver_due(settings: Any = None, now: datetime | None = None, *, url: str | None = None,
@@ -361,12 +368,75 @@ def deliver_due(settings: Any = None, now: datetime | None = None, *, url: str |
         if not ids:
             continue
         report.claimed += len(ids)
-        context = _Context(settings, box, mailbox_id, url, clock, report, language, after_send)
+        window = send_window(settings)
+        opens, closes = window.current_or_next(clock())
+        context = _Context(settings, box, mailbox_id, url, clock, report, language, after_send,
+                           window, opens, closes)
         _deliver_mailbox(context, ids)
     return report
 
 
+@dataclass
+class _Claimed:
+    pk: int
+    company_id: int
+    to_email: str
+    subject: str
+    body: str
+    message_id: str
+    attempts: int
+    domain: str | None
+
+
+@dataclass
+class _Sent:
+    """A message whose SMTP transaction is over and whose outcome is not committed yet."""
+    message: _Claimed
+    recipient: str
+    outcome: _Outcome
+
+
+def _load(session: Session, box: MailboxConfig, ids: list[int]) -> list[_Claimed]:
+    """The claimed messages' fields that nothing changes while they are `sending`."""
+    rows = session.execute(
+        select(OutreachMessage.id, OutreachMessage.company_id, OutreachMessage.to_email,
+               OutreachMessage.subject, OutreachMessage.body, OutreachMessage.message_id,
+               OutreachMessage.attempts, Company.domain)
+        .outerjoin(Company, Company.id == OutreachMessage.company_id)
+        .where(OutreachMessage.id.in_(ids), OutreachMessage.status == "sending")
+        .order_by(OutreachMessage.id)
+    ).all()
+    messages = [_Claimed(*row) for row in rows]
+    for message in messages:
+        if not message.message_id:  # claimed by an older version: fixed (and committed) now
+            message.message_id = new_message_id(box)
+            session.execute(update(OutreachMessage).where(OutreachMessage.id == message.pk)
+                            .values(message_id=message.message_id))
+    return messages
+
+
+def _prepare(ctx: _Context, message: _Claimed) -> tuple[str, bytes] | str:
+    """(envelope recipient, payload), or why the message cannot be sent."""
+    try:
+        recipient = envelope_address(message.to_email)
+        payload = render_email(box=ctx.box, to_email=message.to_email, subject=message.subject,
+                               body=message.body, message_id=message.message_id,
+                               settings=ctx.settings, language=ctx.language, now=ctx.clock())
+    except (HeaderError, ValueError) as exc:
+        return str(exc)
+    return recipient, payload
+
+
 def _deliver_mailbox(ctx: _Context, ids: list[int]) -> None:
+    """Send the claimed batch on one connection, one short transaction per message.
+
+    The transaction before message N's SMTP call also commits message N-1's outcome. The
+    at-most-once rules still hold: N-1's outcome is committed before N's DATA, so at any moment at
+    most one message has left us without its outcome committed, and a crash leaves exactly that
+    one in `sending` for the sweeper (→ `unknown`, never resent). N's Message-ID and `sending`
+    state were committed by the claim; its checks (window, mailbox, opt-out, suppression, cap)
+    run in that same transaction, committed before its DATA. The last outcome is committed alone.
+    """
     box, report = ctx.box, ctx.report
     try:
         smtp = open_smtp(box, ctx.settings)
@@ -387,23 +457,57 @@ def _deliver_mailbox(ctx: _Context, ids: list[int]) -> None:
         report.errors.append(reason)
         log.warning("%s", reason)
         return
+    pending: _Sent | None = None
+    untouched = ids  # claimed and not attempted: released if the batch stops
     try:
-        for position, message_pk in enumerate(ids):
-            try:
-                stop = _deliver_one(ctx, smtp, message_pk)
-            except Exception as exc:  # a DB error: stop; the rest is released or swept
-                log.exception("delivery of message %s failed", message_pk)
-                report.errors.append(f"message {message_pk}: {exc!r}")
-                stop = True
-            if stop:
-                rest = ids[position + 1:]
-                if rest:
-                    try:
-                        with session_scope(ctx.url) as session:
-                            report.released += release(session, rest, stop if isinstance(stop, str) else "batch stopped")
-                    except Exception:  # noqa: BLE001 - the sweeper marks them for review
-                        log.exception("could not release messages %s", rest)
+        with session_scope(ctx.url) as session:
+            messages = _load(session, box, ids)
+            # Every send of this mailbox is claimed under its lock, with `sending` rows counted
+            # against the cap, so this count plus the batch's own sends is the cap check.
+            sent = _sent_in(session, ctx.mailbox_id, ctx.opens, ctx.closes, False)
+        pks = [message.pk for message in messages]
+        for position, message in enumerate(messages):
+            untouched = pks[position:]
+            prepared = _prepare(ctx, message)
+            with session_scope(ctx.url) as session:
+                stop: bool | str = False
+                if pending is not None:
+                    stop = _after_send(ctx, session, pending.message, pending.recipient,
+                                       pending.outcome)
+                    if pending.outcome.kind == "sent":
+                        sent += 1
+                if stop:
+                    report.released += release(session, untouched, str(stop))
+                    action = "stop"
+                else:
+                    action = _pre_send(ctx, session, message, prepared, sent, untouched)
+            pending = None  # committed
+            if action == "stop":
+                untouched = []
                 break
+            if action != "send" or not isinstance(prepared, tuple):
+                continue
+            untouched = untouched[1:]  # from here on this message is never released
+            recipient, payload = prepared
+            outcome = smtp_send(smtp, box.from_email, recipient, payload)
+            if outcome.kind == "sent" and ctx.after_send is not None:
+                ctx.after_send(message.pk)
+            pending = _Sent(message, recipient, outcome)
+        untouched = []
+        if pending is not None:
+            with session_scope(ctx.url) as session:
+                _after_send(ctx, session, pending.message, pending.recipient, pending.outcome)
+            pending = None
+    except Exception as exc:  # a DB error: stop, record what is known, release the rest
+        log.exception("delivery for mailbox %s failed", box.name)
+        report.errors.append(f"mailbox {box.name}: {exc!r}")
+        try:
+            with session_scope(ctx.url) as session:
+                if pending is not None:
+                    _after_send(ctx, session, pending.message, pending.recipient, pending.outcome)
+                report.released += release(session, untouched, "batch stopped")
+        except Exception:  # noqa: BLE001 - the sweeper marks them for review
+            log.exception("could not record the end of the batch; the sweeper will")
     finally:
         try:
             smtp.quit()
@@ -411,103 +515,48 @@ def _deliver_mailbox(ctx: _Context, ids: list[int]) -> None:
             smtp.close()
 
 
-@dataclass
-class _Claimed:
-    pk: int
-    company_id: int
-    to_email: str
-    subject: str
-    body: str
-    message_id: str | None
-    attempts: int
-
-
-def _pre_send(ctx: _Context, session: Session, message_pk: int
-              ) -> tuple[_Claimed | None, tuple[str, Any] | None]:
-    """Checks right before the SMTP call, in two queries: (message, None) = go."""
-    settings, now = ctx.settings, ctx.clock()
+def _pre_send(ctx: _Context, session: Session, message: _Claimed,
+              prepared: tuple[str, bytes] | str, sent: int, untouched: list[int]) -> str:
+    """The checks right before the SMTP call, in one query: "send"; "next" (the message was
+    recorded as skipped or failed); "stop" (it and the rest of the batch were released)."""
+    report, now = ctx.report, ctx.clock()
     row = session.execute(
-        select(OutreachMessage.status, OutreachMessage.company_id, OutreachMessage.to_email,
-               OutreachMessage.subject, OutreachMessage.body, OutreachMessage.message_id,
-               OutreachMessage.attempts, Mailbox.status, Company.domain, Company.opt_out,
-               Company.status)
+        select(OutreachMessage.status, Mailbox.status, Company.opt_out, Company.status,
+               exists().where(optout_match(message.to_email, message.domain)),
+               exists().where(suppression_match(message.to_email)))
         .join(Mailbox, Mailbox.id == OutreachMessage.mailbox_id)
         .outerjoin(Company, Company.id == OutreachMessage.company_id)
-        .where(OutreachMessage.id == message_pk)
+        .where(OutreachMessage.id == message.pk)
     ).first()
     if row is None or row[0] != "sending":
-        return None, ("gone", None)
-    (_, company_id, to_email, subject, body, message_id, attempts, mailbox_status, domain,
-     company_opt_out, company_status) = row
-    claimed = _Claimed(message_pk, company_id, to_email, subject, body, message_id, attempts)
-    window = send_window(settings)
-    if not window.contains(now):
-        return claimed, ("release", "window closed")
+        return "next"  # no longer ours
+    _, mailbox_status, company_opt_out, company_status, opted, suppressed = row
+    if not ctx.window.contains(now):
+        report.released += release(session, untouched, "window closed")
+        return "stop"
     if mailbox_status != "active":
-        return claimed, ("release", f"mailbox {ctx.box.name} is {mailbox_status}")
-    if company_opt_out or company_status == "opted_out":
-        return claimed, ("skip", "opt_out")
-    opens, closes = window.current_or_next(now)
-    moment = func.coalesce(OutreachMessage.sent_at, OutreachMessage.sending_started_at)
-    opted, suppressed, sent_today = session.execute(select(
-        exists().where(optout_match(to_email, domain)),
-        exists().where(suppression_match(to_email)),
-        select(func.count()).select_from(OutreachMessage).where(
-            OutreachMessage.mailbox_id == ctx.mailbox_id, OutreachMessage.status == "sent",
-            moment >= opens, moment < closes).scalar_subquery(),
-    )).one()
-    if opted:
-        return claimed, ("skip", "opt_out")
-    if suppressed:
-        return claimed, ("skip", "suppressed")
-    if sent_today >= ctx.box.daily_cap:
-        return claimed, ("cap", next(window.occurrences(closes))[0])
-    return claimed, None
-
-
-def _deliver_one(ctx: _Context, smtp: TrackingSMTP, message_pk: int) -> bool | str:
-    """Send one claimed message; True/str = stop this mailbox's batch. One session: reads,
-    commit (nothing held during SMTP), send, then the outcome committed at once."""
-    settings, report, box = ctx.settings, ctx.report, ctx.box
-    with session_scope(ctx.url) as session:
-        message, verdict = _pre_send(ctx, session, message_pk)
-        now = ctx.clock()
-        if verdict is not None:
-            kind, detail = verdict
-            if kind == "gone" or message is None:
-                return False
-            if kind == "skip":
-                _record(session, message_pk, status="skipped", last_error=detail)
-                if detail == "opt_out":
-                    session.execute(update(Company).where(Company.id == message.company_id)
-                                    .values(status="opted_out", opt_out=True, updated_at=now))
-                report.skipped += 1
-                return False
-            if kind == "cap":
-                report.released += release(session, [message_pk], "daily cap reached", detail)
-                return "daily cap reached"
-            report.released += release(session, [message_pk], detail)
-            return detail
-        assert message is not None
-        if not message.message_id:  # claimed by an older version: fix it before sending
-            message.message_id = new_message_id(box)
-            session.execute(update(OutreachMessage).where(OutreachMessage.id == message_pk)
-                            .values(message_id=message.message_id))
-        try:
-            recipient = envelope_address(message.to_email)
-            email = build_email(box=box, to_email=message.to_email, subject=message.subject,
-                                body=message.body, message_id=message.message_id,
-                                settings=settings, language=ctx.language, now=now)
-            payload = email.as_bytes()
-        except (HeaderError, ValueError) as exc:
-            _record(session, message_pk, status="failed", last_error=f"invalid message: {exc}")
-            report.failed += 1
-            return False
-        session.commit()  # end the read transaction: nothing is held during the SMTP call
-        outcome = smtp_send(smtp, box.from_email, recipient, payload)
-        if outcome.kind == "sent" and ctx.after_send is not None:
-            ctx.after_send(message_pk)
-        return _after_send(ctx, session, message, recipient, outcome)
+        report.released += release(session, untouched,
+                                   f"mailbox {ctx.box.name} is {mailbox_status}")
+        return "stop"
+    opted_out = bool(company_opt_out or company_status == "opted_out" or opted)
+    if opted_out or suppressed:
+        reason = "opt_out" if opted_out else "suppressed"
+        _record(session, message.pk, status="skipped", last_error=reason)
+        if reason == "opt_out":
+            session.execute(update(Company).where(Company.id == message.company_id)
+                            .values(status="opted_out", opt_out=True, updated_at=now))
+        report.skipped += 1
+        return "next"
+    if sent >= ctx.box.daily_cap:
+        next_open = next(ctx.window.occurrences(ctx.closes))[0]
+        report.released += release(session, untouched[:1], "daily cap reached", next_open)
+        report.released += release(session, untouched[1:], "daily cap reached")
+        return "stop"
+    if isinstance(prepared, str):
+        _record(session, message.pk, status="failed", last_error=f"invalid message: {prepared}")
+        report.failed += 1
+        return "next"
+    return "send"
 
 
 def _after_send(ctx: _Context, session: Session, message: _Claimed, recipient: str,

@@ -72,6 +72,37 @@ def _clean_query(query: str) -> str:
     return "&".join(kept)
 
 
+@functools.lru_cache(maxsize=65536)
+def _web_host(host: str) -> str:
+    """The normalised form of a non-bracketed URL host (ValueError if unusable)."""
+    if _is_ip(host):
+        return ipaddress.ip_address(host).compressed
+    return _strip_www(to_ascii_host(host))
+
+
+# The common case: lower-case scheme and ASCII host, no userinfo, port or characters that
+# urlsplit() would drop. It gives exactly what the general path gives, without urlsplit.
+_PLAIN_URL = re.compile(r"(https?)://([a-z0-9._-]+)([/?#][^\t\n\r]*)?\Z")
+
+
+def _normalize_plain(match: re.Match[str]) -> tuple[str, str]:
+    scheme, host, rest = match.groups()
+    host_out = _web_host(host)
+    path, _, query = (rest or "").split("#", 1)[0].partition("?")
+    query = _clean_query(query) if query else ""
+    url = f"{scheme}://{host_out}{path or '/'}"
+    return (f"{url}?{query}" if query else url), host_out
+
+
+def normalize_url_host(url: str) -> tuple[str, str]:
+    """`(normalize_url(url), url_host(normalize_url(url)))`, faster than calling both."""
+    match = _PLAIN_URL.match(url.strip())
+    if match:
+        return _normalize_plain(match)
+    normalized = normalize_url(url)
+    return normalized, url_host(normalized)
+
+
 def normalize_url(url: str) -> str:
     """Canonical form of a result URL (ValueError if it has no usable host).
 
@@ -79,6 +110,9 @@ def normalize_url(url: str) -> str:
     port, no fragment, no tracking parameters; the path is kept ("/" when empty).
     """
     url = url.strip()
+    match = _PLAIN_URL.match(url)
+    if match:
+        return _normalize_plain(match)[0]
     if url.startswith("//"):
         url = "https:" + url
     elif not _SCHEME.match(url):
@@ -100,10 +134,7 @@ def normalize_url(url: str) -> str:
         host_out = f"[{ipaddress.ip_address(host).compressed}]"
     else:
         host, _, port_text = hostport.partition(":")
-        if _is_ip(host):
-            host_out = ipaddress.ip_address(host).compressed
-        else:
-            host_out = _strip_www(to_ascii_host(host))
+        host_out = _web_host(host)
     port: int | None = None
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -118,6 +149,7 @@ def url_host(normalized_url: str) -> str:
     return urlsplit(normalized_url).hostname or ""
 
 
+@functools.lru_cache(maxsize=65536)
 def registrable_domain(host: str) -> str | None:
     """eTLD+1 of a host in punycode (`msk.brand.ru` → `brand.ru`, `brand.msk.ru` stays);
     None for IP literals, bare public suffixes, single labels and invalid hosts."""

@@ -34,8 +34,13 @@ _QUOTED = (
     r"|\"(?P<q>[^\"]{1,80})\"|“(?P<c>[^“”]{1,80})”|„(?P<l>[^„“”]{1,80})[“”])"
 )
 _LEGAL = re.compile(r"(?<![\w])" + _FORM + _QUOTED, re.IGNORECASE)
-_LEGAL_HINT = re.compile(r"ООО|ОАО|ЗАО|ПАО|НАО|АО|ТОО|АНО|ОДО|ЧУП|ИП|LLC|Ltd|LTD|бществ|ество|"
-                         r"рганизац|редпринимател", re.IGNORECASE)
+# Cheap necessary conditions, checked before the (slow, case-insensitive) regexes: a legal
+# form is followed by a quote, and its lower-cased text contains one of these fragments.
+_FORM_FRAGMENTS = ("ао", "ооо", "щество", "организац", "тоо", "ано", "одо", "чуп", "llc", "ltd")
+_QUOTE_OPENERS = ("«", '"', "“", "„")
+# Characters `re.IGNORECASE` equates with a letter of those fragments although str.lower()
+# does not (Cyrillic narrow/tall variants); with one present, the fragment check is skipped.
+_CASE_ODD = re.compile("[\u1c80-\u1c88]")
 _NAME = r"[А-ЯЁ][а-яё]+(?:-[А-ЯЁ][а-яё]+)?"
 _IP = re.compile(
     r"(?<![\w])(?:ИП|[Ии]ндивидуальный\s+предприниматель)\s+(?P<fio>" + _NAME
@@ -79,6 +84,9 @@ _LEGAL_WORDS = re.compile(
     r"llc|ltd|inc|corp|co|gmbh|plc)\b\.?"
 )
 _NON_ALNUM = re.compile(r"[\W_]+")
+_LETTER = re.compile(r"[^\W\d_]")
+_BRAND_MARKS = re.compile(r"[«»\"“”]|[A-Za-z]{2,}")
+_OPEN_QUOTE = re.compile(r"[«\"“„]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,7 @@ def _clean(text: str) -> str:
     return _EDGE.sub("", text)[:MAX_NAME].strip()
 
 
+@functools.lru_cache(maxsize=1024)
 def _short_form(form: str) -> str:
     lowered = " ".join(form.lower().split())
     for pattern, short in _FULL_FORMS_COMPILED:
@@ -119,21 +128,32 @@ def _short_form(form: str) -> str:
     return {"ltd.": "Ltd", "ltd": "Ltd", "llc": "LLC"}.get(lowered, form.upper())
 
 
+def _may_have_form(text: str) -> bool:
+    """False only when _LEGAL cannot match `text` (most titles and snippets)."""
+    if not any(quote in text for quote in _QUOTE_OPENERS):
+        return False
+    lowered = text.lower()
+    return (any(fragment in lowered for fragment in _FORM_FRAGMENTS)
+            or _CASE_ODD.search(text) is not None)
+
+
 def legal_name(text: str | None) -> str | None:
     """The first legal name in `text`: `ООО «Ромашка»`, `ИП Иванов И.И.`, else None."""
-    if not text or not _LEGAL_HINT.search(text):
+    if not text:
         return None
-    found: list[tuple[int, str]] = []
-    for match in _LEGAL.finditer(text):
-        inner = next(g for g in (match["g"], match["q"], match["c"], match["l"]) if g)
-        inner = _clean(inner)
-        if len(inner) >= 2 and re.search(r"[^\W\d_]", inner):
-            found.append((match.start(), f"{_short_form(match['form'])} «{inner}»"))
-            break
-    match = _IP.search(text)
-    if match:
-        found.append((match.start(), f"ИП {_clean(match['fio'])}"))
-    return min(found)[1] if found else None
+    found: tuple[int, str] | None = None
+    if _may_have_form(text):
+        for match in _LEGAL.finditer(text):
+            inner = _clean(match["g"] or match["q"] or match["c"] or match["l"])
+            if len(inner) >= 2 and _LETTER.search(inner):
+                found = (match.start(), f"{_short_form(match['form'])} «{inner}»")
+                break
+    if "ИП" in text or "ндивидуальный" in text:
+        match = _IP.search(text)
+        if match:
+            ip = (match.start(), f"ИП {_clean(match['fio'])}")
+            found = ip if found is None else min(found, ip)
+    return found[1] if found else None
 
 
 _VOWELS = re.compile(r"[aeiouyj]+")
@@ -166,10 +186,9 @@ def _matches_domain(part: str, domain: str) -> bool:
 
 
 def _brand_signal(part: str) -> bool:
-    words = part.split()
-    if re.search(r"[«»\"“”]", part) or re.search(r"[A-Za-z]{2,}", part):
+    if _BRAND_MARKS.search(part):
         return True
-    return any(word[:1].isupper() for word in words[1:])
+    return any(word[:1].isupper() for word in part.split()[1:])
 
 
 def _is_seo(part: str, city: str | None) -> bool:
@@ -198,17 +217,16 @@ def title_brand(title: str | None, domain: str, city: str | None = None) -> str 
         words = part.split()
         if part.lower() in _GENERIC or not 1 <= len(words) <= 6 or len(part) > 60:
             continue
-        if not re.search(r"[^\W\d_]", part):
+        if not _LETTER.search(part):
             continue
-        seo = _is_seo(part, city)
+        if _is_seo(part, city):  # -20 outweighs every bonus below (at most +15)
+            continue
         score = 0
         if _matches_domain(part, domain):
             score += 10
         if after_lead:  # "Официальный сайт компании X"
             score += 2
-        if seo:
-            score -= 20
-        if _brand_signal(part) or re.search(r"[«\"“„]", raw):
+        if _brand_signal(part) or _OPEN_QUOTE.search(raw):
             score += 2
         if len(parts) > 1 and len(words) <= 3:
             score += 1

@@ -158,24 +158,27 @@ def _found(response: etree._Element) -> int | None:
         return None
 
 
-_FIELDS = {"url", "domain", "title", "headline", "modtime", "saved-copy-url"}
+_FIELDS = ("url", "domain", "title", "headline", "modtime", "saved-copy-url")
+_DOC_CHILDREN = (*_FIELDS, "passages", "properties")
 
 
 def _docs(results: etree._Element):
+    text_of = _text
     position = 0
     for doc in results.iter("doc"):
         position += 1
         fields: dict[str, str | None] = {}
         passages: list[str] = []
         lang = None
-        for child in doc:  # one pass, any order
+        # One pass in any order over the children that matter (lxml filters the rest in C).
+        for child in doc.iterchildren(*_DOC_CHILDREN):
             tag = child.tag
-            if tag in _FIELDS:
-                fields[tag] = _text(child)
-            elif tag == "passages":
-                passages = [t for t in (_text(p) for p in child.iterchildren("passage")) if t]
+            if tag == "passages":
+                passages = [t for t in map(text_of, child.iterchildren("passage")) if t]
             elif tag == "properties":
-                lang = _text(child.find("lang"))
+                lang = text_of(child.find("lang"))
+            else:
+                fields[tag] = text_of(child)
         url = fields.get("url")
         if not url:  # nothing to link to; keep the numbering of the page
             continue

@@ -307,3 +307,48 @@ def test_outbox_drop_and_optout_cli(db_url, monkeypatch, smtp, ca, tmp_path):
     out = runner.invoke(cli, ["outbox", "list", "--status", "skipped"])
     assert out.exit_code == 0 and "skipped: 3" in out.output
     assert deliver_due(settings, now=MONDAY_10).sent == 0
+
+
+def test_each_outcome_is_committed_before_the_next_message_is_sent(db_url, monkeypatch, smtp, ca):
+    """The previous message's outcome shares a transaction with the next message's checks: when
+    the server accepts message N, every earlier message is already committed as `sent` and N is
+    the only one whose acceptance is not recorded (so a crash can lose at most N's outcome)."""
+    settings = configure(monkeypatch, smtp_env(smtp, ca))
+    ids = _queue(db_url, settings, [f"seq{i}.ru" for i in range(5)])
+    seen = []
+
+    def check(pk: int) -> None:
+        statuses = {m.id: m.status for m in _messages(db_url).values()}
+        seen.append(pk)
+        assert statuses[pk] == "sending"
+        assert all(statuses[earlier] == "sent" for earlier in seen[:-1]), statuses
+        assert all(statuses[later] == "sending" for later in ids if later not in seen)
+
+    report = deliver_due(settings, now=MONDAY_10, after_send=check)
+    assert report.sent == 5 and not report.errors, report
+    assert seen == ids
+    assert {m.status for m in _messages(db_url).values()} == {"sent"}
+
+
+def test_database_error_mid_batch_records_the_sent_one_and_releases_the_rest(
+        db_url, monkeypatch, smtp, ca):
+    from leadgen.outreach import deliver
+
+    settings = configure(monkeypatch, smtp_env(smtp, ca))
+    ids = _queue(db_url, settings, ["err1.ru", "err2.ru", "err3.ru"])
+    real = deliver._pre_send
+
+    def failing(ctx, session, message, *args):
+        if message.pk == ids[1]:  # the transaction that also holds message 1's outcome
+            raise RuntimeError("database went away")
+        return real(ctx, session, message, *args)
+
+    monkeypatch.setattr(deliver, "_pre_send", failing)
+    report = deliver_due(settings, now=MONDAY_10)
+    assert report.errors and len(smtp.messages()) == 1
+    statuses = {pk: m.status for pk, m in _messages(db_url).items()}
+    assert statuses == {ids[0]: "sent", ids[1]: "scheduled", ids[2]: "scheduled"}
+    monkeypatch.setattr(deliver, "_pre_send", real)
+    assert deliver_due(settings, now=MONDAY_10 + timedelta(minutes=1)).sent == 2
+    assert Counter(m.rcpt_tos[0] for m in smtp.messages()) == Counter(
+        ["info@err1.ru", "info@err2.ru", "info@err3.ru"])

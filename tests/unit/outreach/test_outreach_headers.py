@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
 
 import pytest
 
 from leadgen.config import load_settings
 from leadgen.outreach.mailboxes import MailboxConfig
-from leadgen.outreach.message import HeaderError, build_email, envelope_address, new_message_id
+from leadgen.outreach.message import (
+    FOOTERS,
+    MESSAGE_POLICY,
+    HeaderError,
+    clean_header,
+    envelope_address,
+    new_message_id,
+    render_email,
+    unsubscribe_links,
+)
 from leadgen.outreach.optout import (
     OptOutError,
     normalise_domain,
@@ -25,9 +36,9 @@ NOW = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
 
 def _build(monkeypatch=None, *, subject="Идея", to="info@client.ru", box=BOX, **env):
     settings = load_settings(**env)
-    msg = build_email(box=box, to_email=to, subject=subject, body="Текст письма.\nВторая строка.",
-                      message_id=new_message_id(box), settings=settings, now=NOW)
-    return message_from_bytes(msg.as_bytes(), policy=policy.default)
+    raw = render_email(box=box, to_email=to, subject=subject, body="Текст письма.\nВторая строка.",
+                       message_id=new_message_id(box), settings=settings, now=NOW)
+    return message_from_bytes(raw, policy=policy.default)
 
 
 def test_headers_present_and_correct():
@@ -114,13 +125,69 @@ def test_normalisation_of_optout_values():
 def test_long_unsubscribe_url_is_not_encoded_and_lines_stay_short():
     settings = load_settings(unsubscribe_url="https://example.org/unsubscribe",
                              unsubscribe_secret="k")
-    raw = build_email(box=BOX, to_email="very.long.address.name@client-company-domain.ru",
-                      subject="Идея по автоматизации заявок для вашей клиники — коротко и по делу",
-                      body="Текст " * 200, message_id=new_message_id(BOX), settings=settings,
-                      now=NOW).as_bytes()
+    raw = render_email(box=BOX, to_email="very.long.address.name@client-company-domain.ru",
+                       subject="Идея по автоматизации заявок для вашей клиники — коротко и по делу",
+                       body="Текст " * 200, message_id=new_message_id(BOX), settings=settings,
+                       now=NOW)
     head, _, body = raw.partition(b"\r\n\r\n")
     unsub = head.split(b"List-Unsubscribe: ", 1)[1].split(b"\r\nList-Unsubscribe-Post", 1)[0]
     assert b"=?" not in unsub and unsub.startswith(b"<https://example.org/unsubscribe/")
     assert all(len(line) <= 78 for line in body.split(b"\r\n"))
     assert all(len(line) <= 998 for line in head.split(b"\r\n"))
     assert all(len(line) <= 78 for line in head.split(b"\r\n") if b"Subject" in line)
+
+
+def _reference(*, box, to_email, subject, body, message_id, settings, language="ru", now=NOW):
+    """The same message built with `EmailMessage` (the slow, obviously correct way)."""
+    recipient = envelope_address(to_email)
+    msg = EmailMessage(policy=MESSAGE_POLICY)
+    from_name = clean_header(box.from_name, "from name") if box.from_name.strip() else ""
+    msg["From"] = formataddr((from_name, box.from_email)) if from_name else box.from_email
+    msg["To"] = recipient
+    msg["Subject"] = clean_header(subject, "subject")
+    msg["Date"] = format_datetime(now.astimezone(timezone.utc))
+    msg["Message-ID"] = message_id
+    if box.reply_to:
+        msg["Reply-To"] = clean_header(box.reply_to, "reply-to")
+    mailto, url = unsubscribe_links(box, recipient, settings)
+    if url:
+        msg.set_raw("List-Unsubscribe", f"<{url}>,\r\n <{mailto}>")
+        if url.startswith("https://"):
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    else:
+        msg.set_raw("List-Unsubscribe", f"<{mailto}>")
+    plain, with_link = FOOTERS.get(language, FOOTERS["ru"])
+    footer = with_link.format(url=url) if url else plain
+    text = body.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+    msg.set_content(f"{text}\n\n-- \n{footer}\n", charset="utf-8", cte="base64")
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize("from_name,reply_to,subject,to,body,env,language", [
+    ("Иван Петров", "reply@sender.ru", "Идея", "info@client.ru", "Текст.\nВторая.", {}, "ru"),
+    ("", "", "Short ASCII subject", "a@b.ru", "Hello", {}, "en"),
+    ('Smith, "Jr." (Sales)', "r@x.ru", "Идея по автоматизации заявок для вашей клиники — коротко "
+     "и по делу, с длинной темой, которую надо переносить", "very.long.address.name@"
+     "client-company-domain.ru", "Текст " * 300 + "\r\nконец\rещё\n\n\n",
+     {"unsubscribe_url": "https://example.org/u/", "unsubscribe_secret": "k"}, "ru"),
+    ("Алексей из Песочницы", "", "Subject with trailing words " * 6, "x@xn--e1afmkfd.xn--p1ai",
+     "Строка\u2028с разделителем\tи\x0bтабами ✓ 😀", {"unsubscribe_url": "http://h/u",
+                                                     "unsubscribe_secret": "k"}, "xx"),
+    ("A" * 90, "reply@sender.ru", "=?utf-8?q?not_a_word?= Привет\r\nBcc: x@y.z", "q@w.ru", "",
+     {"unsubscribe_mailto": "unsub@sender.ru"}, "en"),
+], ids=["russian", "ascii-bare", "long-one-click", "idn-http-url", "encoded-word-crlf"])
+def test_rendered_bytes_equal_the_email_package_output(from_name, reply_to, subject, to, body,
+                                                       env, language):
+    box = MailboxConfig(**{**BOX.__dict__, "from_name": from_name, "reply_to": reply_to})
+    settings = load_settings(**env)
+    args = dict(box=box, to_email=to, subject=subject, body=body, settings=settings,
+                message_id=new_message_id(box), language=language, now=NOW)
+    assert render_email(**args) == _reference(**args)
+
+
+@pytest.mark.parametrize("message_id", ["<a@b>\r\nBcc: x@y.z", "<a b@c>", "a@b", "<a@b@c>",
+                                        "<а@b.ru>", "<a\x01@b>", "<a@b>x"])
+def test_bad_message_id_is_refused(message_id):
+    with pytest.raises(HeaderError):
+        render_email(box=BOX, to_email="a@b.ru", subject="s", body="b", message_id=message_id,
+                     settings=load_settings(), now=NOW)
