@@ -95,7 +95,7 @@ class FaultPlan:
     operation_expiries: int = 3
     optouts_midrun: int = 2
     event_gap: float = 6.0  # seconds between process faults
-    timeout: float = 170.0
+    timeout: float = 360.0  # a passing run drains in 70–90 s; the margin is for a loaded machine
 
     @classmethod
     def for_mode(cls, long: bool) -> FaultPlan:

@@ -115,6 +115,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     reset_settings()
     reconfigure(get_settings())
     yield
+    monkeypatch.undo()  # the test's own environment goes first
     reset_settings()
     reconfigure(get_settings())  # a test that pointed Celery at a broker leaves no trace
 

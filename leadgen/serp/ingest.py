@@ -8,6 +8,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from sqlalchemy import case, func, or_, select, text, update
@@ -70,6 +71,30 @@ def ingest_operation(
             .where(SerpOperation.id == operation_pk)
             .with_for_update()
         ).one_or_none()
+    early = _early_outcome(session, operation_pk, op)
+    if early is not None:
+        return early
+
+    if pg:
+        query = _query_of(op)
+    else:
+        query = session.execute(
+            select(SerpQuery.id, SerpQuery.niche, SerpQuery.city, SerpQuery.region_id,
+                   SerpQuery.batch_tag, SerpQuery.attempts)
+            .where(SerpQuery.id == op.query_id)
+        ).one()
+    now = _now()
+    page = _parse_or_fail(session, op, query, settings, now)
+    if isinstance(page, IngestResult):
+        return page
+    result = _store(session, op.id, query, page, settings, blocklist, now)
+    if page.error_code == ERROR_NOT_FOUND:
+        result.outcome, result.error_code = "empty", ERROR_NOT_FOUND
+    return result
+
+
+def _early_outcome(session: Session, operation_pk: int, op: Any) -> IngestResult | None:
+    """The outcome for an operation that is missing or not `fetched`; None to ingest it."""
     if op is None:
         log.warning("serp ingest: operation %s does not exist", operation_pk)
         return IngestResult(outcome="not_ready")
@@ -79,29 +104,77 @@ def ingest_operation(
     if op.status != "fetched" or op.raw_xml is None:
         log.info("serp ingest: operation %s is %s, nothing to ingest", op.id, op.status)
         return IngestResult(outcome="not_ready" if op.status == "pending" else op.status)
+    return None
 
-    if pg:
-        query = _QueryRow(op.query_id, op.niche, op.city, op.region_id, op.batch_tag,
-                          op.attempts)
-    else:
-        query = session.execute(
-            select(SerpQuery.id, SerpQuery.niche, SerpQuery.city, SerpQuery.region_id,
-                   SerpQuery.batch_tag, SerpQuery.attempts)
-            .where(SerpQuery.id == op.query_id)
-        ).one()
-    now = _now()
+
+def _parse_or_fail(session: Session, op: Any, query: Any, settings: Settings,
+                   now: datetime) -> SerpPage | IngestResult:
+    """The parsed page to store, or the outcome of a bad payload or a search error."""
     try:
         page = parse_serp(op.raw_xml)
     except SerpParseError as exc:
         return _parse_failed(session, op.id, query, str(exc), settings, now)
-
     if page.error_code is not None and page.error_code != ERROR_NOT_FOUND:
         return _search_error(session, op.id, query, page, settings, now)
+    return page
 
-    result = _store(session, op.id, query, page, settings, blocklist, now)
-    if page.error_code == ERROR_NOT_FOUND:
-        result.outcome, result.error_code = "empty", ERROR_NOT_FOUND
-    return result
+
+def ingest_operations(
+    session: Session, operation_pks: Iterable[int], settings: Settings | None = None,
+    *, blocklist: Blocklist | None = None,
+) -> dict[int, IngestResult]:
+    """Ingest several operations in one transaction: for each, the rows and outcome that
+    ingest_operation gives, in fewer round trips. On PostgreSQL the result inserts are
+    pipelined, so the database stores one page while the next one is parsed, and the
+    companies of the whole batch are upserted in one sorted statement (concurrent batches
+    cannot deadlock on them). Commits nothing itself."""
+    settings = settings or get_settings()
+    pks = sorted({int(pk) for pk in operation_pks})  # lock in id order
+    if not _is_pg(session):
+        return {pk: ingest_operation(session, pk, settings, blocklist=blocklist) for pk in pks}
+    blocklist = blocklist or blocklist_from_settings(settings)
+    claimed = {row.id: row for row in session.execute(_PG_CLAIM_MANY, {"op_ids": pks})}
+    now = _now()
+    outcomes: dict[int, IngestResult] = {}
+    to_store: list[tuple[Any, Any]] = []
+    for pk in pks:
+        op = claimed.get(pk)
+        early = _early_outcome(session, pk, op)
+        if early is not None:
+            outcomes[pk] = early
+        else:
+            to_store.append((op, _query_of(op)))
+    stored: list[tuple[int, Any, IngestResult, _Companies]] = []
+    driver = session.connection().connection.driver_connection
+    pages: dict[int, SerpPage] = {}
+    with driver.pipeline():
+        for op, query in to_store:
+            try:
+                page = parse_serp(op.raw_xml)
+            except SerpParseError:
+                continue  # handled after the pipeline, like a search error
+            if page.error_code is not None and page.error_code != ERROR_NOT_FOUND:
+                continue
+            pages[op.id] = page
+            result = IngestResult(doc_count=len(page.docs))
+            rows, companies = _collect(page, query.city, settings, blocklist, result)
+            if rows:  # sent now; the database works on it while the next page is parsed
+                driver.execute(_PG_RESULTS_DRIVER, _results_params(op.id, query.id, rows, now))
+            if page.error_code == ERROR_NOT_FOUND:
+                result.outcome, result.error_code = "empty", ERROR_NOT_FOUND
+            stored.append((op.id, query, result, companies))
+    for op, query in to_store:
+        if op.id not in pages:
+            failed = _parse_or_fail(session, op, query, settings, now)
+            assert isinstance(failed, IngestResult)
+            outcomes[op.id] = failed
+    if stored:
+        ids = _pg_finish_batch(session, stored, now)
+        for op_id, _query, result, companies in stored:
+            order = sorted(companies, key=lambda d: companies[d][0])
+            result.company_ids = [ids[domain] for domain in order if domain in ids]
+            outcomes[op_id] = result
+    return {pk: outcomes[pk] for pk in pks}
 
 
 def _store(
@@ -227,15 +300,19 @@ def _upsert_companies_generic(session: Session, values: list[dict[str, Any]]) ->
 # query, and switches off the commit's WAL flush: ingest re-derives everything from the stored
 # raw XML, so a commit lost in a database crash only leaves the operation `fetched`, to be
 # ingested again. The write stores results and companies and marks the operation ingested in
-# one statement, with the rows as one jsonb parameter (far cheaper to send than arrays, and to read than json).
-_PG_CLAIM = text("""
+# one statement. Rows travel as one jsonb parameter: far cheaper to send than arrays, and
+# cheaper for the server to read than json.
+_CLAIM_SQL = """
 SELECT set_config('synchronous_commit', 'off', true) AS sync, o.id, o.status,
        CASE WHEN o.status = 'fetched' THEN o.raw_xml END AS raw_xml, o.query_id,
        q.niche, q.city, q.region_id, q.batch_tag, q.attempts
 FROM serp_operations o JOIN serp_queries q ON q.id = o.query_id
-WHERE o.id = :op_id
+WHERE {where}
+ORDER BY o.id
 FOR UPDATE OF o
-""")
+"""
+_PG_CLAIM = text(_CLAIM_SQL.format(where="o.id = :op_id"))
+_PG_CLAIM_MANY = text(_CLAIM_SQL.format(where="o.id = ANY(CAST(:op_ids AS bigint[]))"))
 
 
 class _QueryRow(NamedTuple):
@@ -247,33 +324,47 @@ class _QueryRow(NamedTuple):
     attempts: int
 
 
+def _query_of(op: Any) -> _QueryRow:
+    return _QueryRow(op.query_id, op.niche, op.city, op.region_id, op.batch_tag, op.attempts)
+
+
+# Placeholders are written {name}: `:name` for SQLAlchemy text(), `%(name)s` for psycopg.
+_RESULTS_INSERT = """
+INSERT INTO serp_results (operation_id, query_id, position, url, host, domain, title, snippet,
+                          lang, blocked, created_at)
+SELECT {op_id}, {query_id}, (r->>0)::integer, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6,
+       (r->>7)::boolean, {now}
+FROM jsonb_array_elements(CAST({results} AS jsonb)) AS r
+ON CONFLICT (operation_id, url) DO NOTHING
+"""
 _PG_RANK = ("CASE {col} WHEN 'legal' THEN 3 WHEN 'title' THEN 2 WHEN 'domain' THEN 1 "
             "ELSE 0 END")
 _PG_BETTER = (_PG_RANK.format(col="EXCLUDED.name_source") + " > "
               + _PG_RANK.format(col="companies.name_source"))
+# Company rows: domain, name, name_source, name_key, homepage_url, then (batch only) niche,
+# city, region_id, batch_tag, query_id.
+_COMPANIES_UPSERT = f"""
+INSERT INTO companies (domain, name, name_source, name_key, homepage_url, niche, city,
+                       region_id, batch_tag, query_id, status, opt_out, attempts,
+                       first_seen_at, last_seen_at, created_at, updated_at)
+SELECT c->>0, c->>1, c->>2, c->>3, c->>4, {{niche}}, {{city}}, {{region_id}}, {{batch_tag}},
+       {{query_id}}, 'new', false, 0, {{now}}, {{now}}, {{now}}, {{now}}
+FROM jsonb_array_elements(CAST({{companies}} AS jsonb)) AS c
+ON CONFLICT (domain) DO UPDATE SET
+    last_seen_at = EXCLUDED.last_seen_at,
+    updated_at = EXCLUDED.updated_at,
+    name = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name ELSE companies.name END,
+    name_key = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name_key ELSE companies.name_key END,
+    name_source = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name_source
+                       ELSE companies.name_source END
+RETURNING domain, id
+"""
+_NAMES = ("op_id", "query_id", "now", "results", "niche", "city", "region_id", "batch_tag",
+          "companies", "doc_count")
+_BIND = {name: f":{name}" for name in _NAMES}
 _PG_WRITE = text(f"""
-WITH results AS (
-    INSERT INTO serp_results (operation_id, query_id, position, url, host, domain, title,
-                              snippet, lang, blocked, created_at)
-    SELECT :op_id, :query_id, (r->>0)::integer, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6,
-           (r->>7)::boolean, :now
-    FROM jsonb_array_elements(CAST(:results AS jsonb)) AS r
-    ON CONFLICT (operation_id, url) DO NOTHING
-), upserted AS (
-    INSERT INTO companies (domain, name, name_source, name_key, homepage_url, niche, city,
-                           region_id, batch_tag, query_id, status, opt_out, attempts,
-                           first_seen_at, last_seen_at, created_at, updated_at)
-    SELECT c->>0, c->>1, c->>2, c->>3, c->>4, :niche, :city, :region_id, :batch_tag,
-           :query_id, 'new', false, 0, :now, :now, :now, :now
-    FROM jsonb_array_elements(CAST(:companies AS jsonb)) AS c
-    ON CONFLICT (domain) DO UPDATE SET
-        last_seen_at = EXCLUDED.last_seen_at,
-        updated_at = EXCLUDED.updated_at,
-        name = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name ELSE companies.name END,
-        name_key = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name_key ELSE companies.name_key END,
-        name_source = CASE WHEN {_PG_BETTER} THEN EXCLUDED.name_source
-                           ELSE companies.name_source END
-    RETURNING domain, id
+WITH results AS ({_RESULTS_INSERT.format(**_BIND)}
+), upserted AS ({_COMPANIES_UPSERT.format(**_BIND)}
 ), operation AS (
     UPDATE serp_operations
     SET status = 'ingested', doc_count = :doc_count, lease_until = NULL, updated_at = :now
@@ -286,24 +377,80 @@ WITH results AS (
 )
 SELECT domain, id FROM upserted
 """)
+_PG_RESULTS_DRIVER = _RESULTS_INSERT.format(**{name: f"%({name})s" for name in _NAMES})
+# The batch's companies carry their own query columns; `done` rows are
+# [operation id, doc count, query id], one per query (its first operation).
+_PG_FINISH_BATCH = text(f"""
+WITH upserted AS ({_COMPANIES_UPSERT.format(
+    niche="c->>5", city="c->>6", region_id="(c->>7)::integer", batch_tag="c->>8",
+    query_id="(c->>9)::bigint", now=":now", companies=":companies")}
+), operations AS (
+    UPDATE serp_operations o
+    SET status = 'ingested', doc_count = (d->>1)::integer, lease_until = NULL, updated_at = :now
+    FROM jsonb_array_elements(CAST(:operations AS jsonb)) AS d
+    WHERE o.id = (d->>0)::bigint AND o.status = 'fetched'
+), queries AS (
+    UPDATE serp_queries q
+    SET status = 'completed', result_count = (d->>1)::integer, completed_at = :now,
+        last_error = NULL, next_attempt_at = NULL, lease_until = NULL, updated_at = :now
+    FROM jsonb_array_elements(CAST(:queries AS jsonb)) AS d
+    WHERE q.id = (d->>2)::bigint AND q.status <> 'completed'
+)
+SELECT domain, id FROM upserted
+""")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, check_circular=False)
+
+
+def _company_row(domain: str, choice: NameChoice, url: str) -> list[Any]:
+    return [domain, choice.name, choice.source, name_key(choice.name, choice.source),
+            homepage_url(domain, url)]
+
+
+def _results_params(op_id: int, query_id: int, rows: list[_Row], now: datetime
+                    ) -> dict[str, Any]:
+    return {"op_id": op_id, "query_id": query_id, "now": now, "results": _json(rows)}
 
 
 def _pg_write(session: Session, op_id: int, query: Any, rows: list[_Row],
               companies: _Companies, doc_count: int, now: datetime) -> dict[str, int]:
+    # A stable order keeps concurrent upserts from deadlocking.
+    company_rows = [_company_row(domain, choice, url)
+                    for domain, (_pos, choice, url) in sorted(companies.items())]
+    params = _results_params(op_id, query.id, rows, now)
+    params.update(niche=query.niche, city=query.city, region_id=query.region_id,
+                  batch_tag=query.batch_tag, doc_count=doc_count,
+                  companies=_json(company_rows))
+    return dict(session.execute(_PG_WRITE, params).all())
+
+
+def _pg_finish_batch(session: Session, stored: list[tuple[int, Any, IngestResult, _Companies]],
+                     now: datetime) -> dict[str, int]:
+    """Upsert the batch's companies (as successive per-operation upserts would: first
+    sighting's query and URL, the first of the best names) and mark operations ingested."""
+    merged: dict[str, list[Any]] = {}
+    queries: dict[int, list[int]] = {}
+    for op_id, query, result, companies in stored:
+        queries.setdefault(query.id, [op_id, result.doc_count, query.id])
+        for domain, (_pos, choice, url) in companies.items():
+            known = merged.get(domain)
+            if known is None:
+                merged[domain] = [choice, url, query]
+            elif choice.rank > known[0].rank:
+                known[0] = choice
     company_rows = [
-        (domain, choice.name, choice.source, name_key(choice.name, choice.source),
-         homepage_url(domain, url))
-        # A stable order keeps concurrent upserts from deadlocking.
-        for domain, (_pos, choice, url) in sorted(companies.items())
+        [*_company_row(domain, choice, url), query.niche, query.city, query.region_id,
+         query.batch_tag, query.id]
+        for domain, (choice, url, query) in sorted(merged.items())
     ]
     params = {
-        "op_id": op_id, "query_id": query.id, "niche": query.niche, "city": query.city,
-        "region_id": query.region_id, "batch_tag": query.batch_tag, "now": now,
-        "doc_count": doc_count,
-        "results": json.dumps(rows, ensure_ascii=False, check_circular=False),
-        "companies": json.dumps(company_rows, ensure_ascii=False, check_circular=False),
+        "now": now, "companies": _json(company_rows),
+        "operations": _json([[op_id, result.doc_count] for op_id, _q, result, _c in stored]),
+        "queries": _json(list(queries.values())),
     }
-    return dict(session.execute(_PG_WRITE, params).all())
+    return dict(session.execute(_PG_FINISH_BATCH, params).all())
 
 
 def _existing_company_ids(session: Session, op_id: int) -> list[int]:
