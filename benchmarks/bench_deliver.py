@@ -2,6 +2,7 @@
 off, one `deliver_due` tick, one connection per mailbox. Prints one JSON line with messages/s.
 
     .venv/bin/python benchmarks/bench_deliver.py [--messages 2000] [--db sqlite|postgres]
+        [--server bare|sandbox] [--profile 40 [--sort cumulative]]
 
 Goal: ≥ 100 messages/s with connection reuse. Every message is checked to arrive exactly once.
 """
@@ -112,8 +113,9 @@ def main() -> None:
                         help="bare: aiosmtpd with STARTTLS+AUTH that only counts Message-IDs; "
                              "sandbox: leadgen.sandbox.smtp (also writes mbox + .eml per message)")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="print the top N functions by own time of the tick (cProfile) to "
-                             "stderr; `python -m cProfile` cannot spawn the bare server")
+                        help="print the tick's top N functions (cProfile) to stderr; "
+                             "`python -m cProfile` cannot spawn the bare server")
+    parser.add_argument("--sort", default="tottime", help="pstats order for --profile")
     args = parser.parse_args()
 
     import psycopg
@@ -176,7 +178,8 @@ def main() -> None:
             profiler.disable()
         elapsed = time.perf_counter() - started
         if profiler:
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(args.profile)
+            stats = pstats.Stats(profiler, stream=sys.stderr)
+            stats.sort_stats(args.sort).print_stats(args.profile)
         received = Counter(server.message_ids() if args.server == "bare"
                            else [m.message_id for m in server.messages()])
         ok = report.sent == args.messages and len(received) == args.messages \

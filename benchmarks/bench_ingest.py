@@ -1,8 +1,10 @@
 """SERP ingest benchmark: raw XML of fetched operations → committed results and companies on
-PostgreSQL, one process, one transaction per operation (as the Celery task does). Prints one
-JSON line with docs/s and peak RSS.
+PostgreSQL, one process, one transaction per operation (as the `leadgen.serp.ingest_operation`
+task does). Then, unless `--batch 0`, the same operations again from a clean slate, `--batch`
+operations per transaction (as `leadgen.serp.ingest_batch` does). Prints one JSON line with
+docs/s, client CPU and peak RSS (top level: per operation; "batched": the batched run).
 
-    .venv/bin/python benchmarks/bench_ingest.py [--operations 500] [--docs 100]
+    .venv/bin/python benchmarks/bench_ingest.py [--operations 500] [--docs 100] [--batch 50]
 
 Database: LEADGEN_BENCH_PG_URL (emptied first), else a throwaway database created on
 LEADGEN_TEST_PG_ADMIN / postgres@127.0.0.1:5432 and dropped afterwards. Goal: ≥ 10,000 docs/s.
@@ -117,18 +119,20 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--domains", type=int, default=20_000, help="distinct company domains")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=50,
+                        help="operations per transaction in the batched run (0: skip it)")
     parser.add_argument("--profile", metavar="FILE",
                         help="cProfile the timed ingest loop only; write pstats to FILE")
     args = parser.parse_args()
 
-    from sqlalchemy import func, insert, select
+    from sqlalchemy import func, insert, select, text, update
     from sqlalchemy.orm import sessionmaker
 
     from leadgen.config import load_settings
     from leadgen.db import get_engine
     from leadgen.models import Company, SerpOperation, SerpQuery, SerpResult
     from leadgen.serp.blocklist import blocklist_from_settings
-    from leadgen.serp.ingest import ingest_operation
+    from leadgen.serp.ingest import ingest_operation, ingest_operations
     from leadgen.serp.xmlgen import render_serp
 
     rng = random.Random(args.seed)
@@ -167,42 +171,61 @@ def main() -> None:
 
         make_session = sessionmaker(bind=engine, expire_on_commit=False)
         blocklist = blocklist_from_settings(settings)
-        docs = 0
         profiler = None
         if args.profile:
             import cProfile
 
             profiler = cProfile.Profile()
-            profiler.enable()
-        cpu_started = time.process_time()
-        started = time.perf_counter()
-        for op_id in op_ids:
+
+        def run(batch: int) -> dict:
+            docs = 0
+            if profiler is not None:
+                profiler.enable()
+            cpu_started = time.process_time()
+            started = time.perf_counter()
+            if batch:
+                for start in range(0, len(op_ids), batch):
+                    with make_session() as session:
+                        results = ingest_operations(session, op_ids[start : start + batch],
+                                                    settings, blocklist=blocklist)
+                        session.commit()
+                    docs += sum(result.doc_count for result in results.values())
+            else:
+                for op_id in op_ids:
+                    with make_session() as session:
+                        result = ingest_operation(session, op_id, settings, blocklist=blocklist)
+                        session.commit()
+                    docs += result.doc_count
+            elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
+            if profiler is not None:
+                profiler.disable()
             with make_session() as session:
-                result = ingest_operation(session, op_id, settings, blocklist=blocklist)
-                session.commit()
-            docs += result.doc_count
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
+                results_count = session.scalar(select(func.count(SerpResult.id)))
+                companies = session.scalar(select(func.count(Company.id)))
+                ingested = session.scalar(select(func.count(SerpOperation.id))
+                                          .where(SerpOperation.status == "ingested"))
+            return {
+                "operations": len(op_ids), "ingested": ingested, "docs": docs,
+                "serp_results": results_count, "companies": companies,
+                "xml_mb": round(xml_bytes / 2**20, 1), "seconds": round(elapsed, 2),
+                "client_cpu_seconds": round(cpu, 2), "load_avg_1m": round(os.getloadavg()[0], 1),
+                "docs_per_s": round(docs / elapsed), "ops_per_s": round(len(op_ids) / elapsed, 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "goal_docs_per_s": 10_000, "ok": docs / elapsed >= 10_000,
+            }
+
+        report = {"benchmark": "serp_ingest", "mode": "per_operation", **run(0)}
+        if args.batch:
+            with engine.begin() as conn:  # a clean slate: the same fetched operations again
+                conn.execute(text("TRUNCATE serp_results, companies RESTART IDENTITY CASCADE"))
+                conn.execute(update(SerpOperation).values(status="fetched", doc_count=None))
+                conn.execute(update(SerpQuery).values(status="submitted", result_count=None,
+                                                      completed_at=None))
+            report["batched"] = {"mode": f"batch_of_{args.batch}", **run(args.batch)}
         if profiler is not None:
-            profiler.disable()
             profiler.dump_stats(args.profile)
-
-        with make_session() as session:
-            results = session.scalar(select(func.count(SerpResult.id)))
-            companies = session.scalar(select(func.count(Company.id)))
-            ingested = session.scalar(select(func.count(SerpOperation.id))
-                                      .where(SerpOperation.status == "ingested"))
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({
-            "benchmark": "serp_ingest", "operations": len(op_ids), "ingested": ingested,
-            "docs": docs, "serp_results": results, "companies": companies,
-            "xml_mb": round(xml_bytes / 2**20, 1), "seconds": round(elapsed, 2),
-            "client_cpu_seconds": round(cpu, 2), "load_avg_1m": round(os.getloadavg()[0], 1),
-            "docs_per_s": round(docs / elapsed), "ops_per_s": round(len(op_ids) / elapsed, 1),
-            "peak_rss_mb": round(peak_kb / 1024, 1), "goal_docs_per_s": 10_000,
-            "ok": docs / elapsed >= 10_000,
-        }, ensure_ascii=False))
-
+        print(json.dumps(report, ensure_ascii=False))
 
 if __name__ == "__main__":
     main()

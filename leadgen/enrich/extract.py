@@ -486,13 +486,35 @@ def _load_json(text: str) -> object | None:
         return None
 
 
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9:-]*)[^>]*>")
+_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+_KEEP = re.compile(r"</?(?!(?:a|script|meta|title|html|head|body)\b)[a-zA-Z][a-zA-Z0-9:-]*[^>]*>")
+MAX_DEPTH = 1000  # real pages nest a few dozen levels; the parser is quadratic in depth
+
+
+def _flatten_if_too_deep(html: str) -> str:
+    """A hostile page nested thousands of levels deep would take the parser minutes; such a
+    page keeps only its links, scripts and text (the emails are still found)."""
+    if html.count("<") < 4 * MAX_DEPTH:
+        return html
+    depth = 0
+    for match in _TAG.finditer(html):
+        name = match.group(2).lower()
+        if name in _VOID or match.group(0).endswith("/>"):
+            continue
+        depth += -1 if match.group(1) else 1
+        if depth > MAX_DEPTH:
+            return _KEEP.sub(" ", html)
+    return html
+
+
 def analyse_page(html: str, page_url: str, company_domain: str | None = None) -> PageAnalysis:
     """Parse once: ranked email candidates, links (absolute URL + text) and the visible text."""
     if company_domain is None:
         company_domain = host_of(page_url) or None
     if "\x00" in html:
         html = html.replace("\x00", "")
-    tree = LexborHTMLParser(html)
+    tree = LexborHTMLParser(_flatten_if_too_deep(html))
     col = _Collector(page_url, company_domain)
     links: list[Link] = []
 

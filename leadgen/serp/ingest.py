@@ -1,6 +1,7 @@
 """SERP ingest: a fetched operation's XML → `serp_results` rows and one company per
-registrable domain, in bulk statements. Idempotent: an ingested operation returns its
-company ids again and writes nothing."""
+registrable domain, in bulk statements; `ingest_operations` does several operations in one
+transaction. Idempotent: an ingested operation returns its company ids again and writes
+nothing."""
 
 from __future__ import annotations
 
@@ -75,14 +76,7 @@ def ingest_operation(
     if early is not None:
         return early
 
-    if pg:
-        query = _query_of(op)
-    else:
-        query = session.execute(
-            select(SerpQuery.id, SerpQuery.niche, SerpQuery.city, SerpQuery.region_id,
-                   SerpQuery.batch_tag, SerpQuery.attempts)
-            .where(SerpQuery.id == op.query_id)
-        ).one()
+    query = _query_of(op) if pg else _read_query(session, op.query_id)
     now = _now()
     page = _parse_or_fail(session, op, query, settings, now)
     if isinstance(page, IngestResult):
@@ -91,6 +85,22 @@ def ingest_operation(
     if page.error_code == ERROR_NOT_FOUND:
         result.outcome, result.error_code = "empty", ERROR_NOT_FOUND
     return result
+
+
+def _fail_in_batch(session: Session, op: Any, settings: Settings, now: datetime
+                   ) -> IngestResult:
+    # Re-read the query: an earlier failure in the batch may have counted an attempt.
+    outcome = _parse_or_fail(session, op, _read_query(session, op.query_id), settings, now)
+    assert isinstance(outcome, IngestResult)
+    return outcome
+
+
+def _read_query(session: Session, query_id: int) -> Any:
+    return session.execute(
+        select(SerpQuery.id, SerpQuery.niche, SerpQuery.city, SerpQuery.region_id,
+               SerpQuery.batch_tag, SerpQuery.attempts)
+        .where(SerpQuery.id == query_id)
+    ).one()
 
 
 def _early_outcome(session: Session, operation_pk: int, op: Any) -> IngestResult | None:
@@ -163,17 +173,24 @@ def ingest_operations(
             if page.error_code == ERROR_NOT_FOUND:
                 result.outcome, result.error_code = "empty", ERROR_NOT_FOUND
             stored.append((op.id, query, result, companies))
-    for op, query in to_store:
-        if op.id not in pages:
-            failed = _parse_or_fail(session, op, query, settings, now)
-            assert isinstance(failed, IngestResult)
-            outcomes[op.id] = failed
+    # Failures, in id order. One that follows a stored operation of its query is handled once
+    # that query is completed, as one by one it would find it completed.
+    first_stored: dict[int, int] = {}
+    for op_id, query, _result, _companies in stored:
+        first_stored.setdefault(query.id, op_id)
+    failed = [op for op, _query in to_store if op.id not in pages]
+    late = [op for op in failed if first_stored.get(op.query_id, op.id) < op.id]
+    for op in failed:
+        if op not in late:
+            outcomes[op.id] = _fail_in_batch(session, op, settings, now)
     if stored:
         ids = _pg_finish_batch(session, stored, now)
         for op_id, _query, result, companies in stored:
             order = sorted(companies, key=lambda d: companies[d][0])
             result.company_ids = [ids[domain] for domain in order if domain in ids]
             outcomes[op_id] = result
+    for op in late:
+        outcomes[op.id] = _fail_in_batch(session, op, settings, now)
     return {pk: outcomes[pk] for pk in pks}
 
 
@@ -378,8 +395,8 @@ WITH results AS ({_RESULTS_INSERT.format(**_BIND)}
 SELECT domain, id FROM upserted
 """)
 _PG_RESULTS_DRIVER = _RESULTS_INSERT.format(**{name: f"%({name})s" for name in _NAMES})
-# The batch's companies carry their own query columns; `done` rows are
-# [operation id, doc count, query id], one per query (its first operation).
+# The batch's companies carry their own query columns; `operations` rows are [operation id,
+# doc count], `queries` rows [operation id, doc count, query id] for each query's first one.
 _PG_FINISH_BATCH = text(f"""
 WITH upserted AS ({_COMPANIES_UPSERT.format(
     niche="c->>5", city="c->>6", region_id="(c->>7)::integer", batch_tag="c->>8",

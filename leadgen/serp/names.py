@@ -33,7 +33,11 @@ _QUOTED = (
     r"\s*(?:«(?P<g>[^«»]{1,80}(?:«[^«»]{1,80}»[^«»]{0,40})?)»"
     r"|\"(?P<q>[^\"]{1,80})\"|“(?P<c>[^“”]{1,80})”|„(?P<l>[^„“”]{1,80})[“”])"
 )
-_LEGAL = re.compile(r"(?<![\w])" + _FORM + _QUOTED, re.IGNORECASE)
+# Every character re.IGNORECASE lets a legal form start with: a case-sensitive look-ahead on
+# them lets the regex skip most positions without trying each form.
+_FORM_STARTS = "LlАЗНОПТЧазноптчᲂᲄᲅ"
+_LEGAL = re.compile(r"(?<![\w])(?=(?-i:[" + _FORM_STARTS + "]))" + _FORM + _QUOTED,
+                    re.IGNORECASE)
 # Cheap necessary conditions, checked before the (slow, case-insensitive) regexes: a legal
 # form is followed by a quote, and its lower-cased text contains one of these fragments.
 _FORM_FRAGMENTS = ("ао", "ооо", "щество", "организац", "тоо", "ано", "одо", "чуп", "llc", "ltd")
@@ -172,7 +176,8 @@ def _skeleton(text: str) -> str:
 def _matches_domain(part: str, domain: str) -> bool:
     compact = _NON_ALNUM.sub("", part.lower())
     domain_label = domain.split(".", 1)[0]
-    if compact and compact in {domain_label.replace("-", ""), domain.replace(".", "").replace("-", "")}:
+    if compact and compact in {domain_label.replace("-", ""),
+                               domain.replace(".", "").replace("-", "")}:
         return True
     label = _skeleton(domain_label)
     words = [_skeleton(w) for w in part.split()]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from leadgen.config import get_settings, load_settings
 from leadgen.models import Company, Contact, OptOut, SerpOperation, SerpQuery, SerpResult
 from leadgen.serp.dedupe import dedupe
-from leadgen.serp.ingest import ingest_operation
+from leadgen.serp.ingest import ingest_operation, ingest_operations
 from leadgen.serp.xmlgen import render_serp
 
 NOW = datetime.now(timezone.utc)
@@ -267,6 +268,156 @@ def test_not_fetched_operation_is_left_alone(session: Session) -> None:
     op = make_operation(session, query, None, status="pending")
     assert ingest_operation(session, op.id).outcome == "not_ready"
     assert ingest_operation(session, 999_999).outcome == "not_ready"
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def _batch_world(session: Session, samples_dir: Path) -> list[int]:
+    """Operations of every kind, sharing companies whose names improve from one to the next."""
+    q1, q2, q3 = (make_query(session, n) for n in (1, 2, 3))
+    q4 = make_query(session, 4, city="Казань")
+    q5 = make_query(session, 5, attempts=1)
+    q6, q7 = make_query(session, 6), make_query(session, 7)
+    earlier = make_operation(session, q1, render_serp(
+        [{"url": "https://romashka-flowers.ru/", "title": "Купить цветы недорого"}]), n=9)
+    ingest_operation(session, earlier.id)  # already ingested before the batch
+    session.commit()
+    ops = [
+        earlier,
+        make_operation(session, q1, render_serp(DOCS, highlight=["Стоматология"]), n=1),
+        make_operation(session, q2, render_serp(
+            [{"url": "https://romashka-flowers.ru/a", "title": "Ромашка — цветы с доставкой"},
+             {"url": "https://smile-clinic.ru/x", "title": "Контакты",
+              "passages": ["© ООО «Смайл»"]}]), n=2),
+        make_operation(session, q4, render_serp(
+            [{"url": "https://www.romashka-flowers.ru/b", "title": "Контакты",
+              "passages": ['ООО "Ромашка Флауэрс"']},
+             {"url": "https://new-firm.ru/", "title": "Новая Фирма | Главная"}]), n=4),
+        make_operation(session, q2, render_serp(  # a second operation of the same query
+            [{"url": "https://late.ru/", "title": "Позже"},
+             {"url": "https://new-firm.ru/x", "title": "Другая Фирма | Главная"}]), n=22),
+        make_operation(session, q3, (samples_dir / "error-15-not-found.xml").read_text(), n=3),
+        make_operation(session, q5, (samples_dir / "error-55-rps-exceeded.xml").read_text(),
+                       n=5),
+        make_operation(session, q5, "<yandexsearch><response>", n=6),
+        make_operation(session, q3, None, n=7, status="pending"),
+        # a failure after a stored operation of the same query, and one before
+        make_operation(session, q6, render_serp([{"url": "https://six.ru/", "title": "Шесть"}]),
+                       n=10),
+        make_operation(session, q6, "<yandexsearch><response>", n=11),
+        make_operation(session, q7, (samples_dir / "error-55-rps-exceeded.xml").read_text(),
+                       n=12),
+        make_operation(session, q7, render_serp([{"url": "https://seven.ru/", "title": "Семь"}]),
+                       n=13),
+    ]
+    return [op.id for op in ops] + [999_999]
+
+
+def _snapshot(session: Session, outcomes: dict[int, object]) -> dict[str, object]:
+    session.expire_all()
+    domain_of = {c.id: c.domain for c in session.scalars(select(Company))}
+    return {
+        "outcomes": {pk: (r.outcome, r.error_code, r.doc_count, r.blocked_count,
+                          r.skipped_count, [domain_of[i] for i in r.company_ids])
+                     for pk, r in outcomes.items()},
+        "results": sorted((r.operation_id, r.position, r.url, r.host, r.domain, r.title,
+                           r.snippet, r.lang, r.blocked)
+                          for r in session.scalars(select(SerpResult))),
+        "companies": sorted((c.domain, c.name, c.name_source, c.name_key, c.homepage_url,
+                             c.niche, c.city, c.region_id, c.batch_tag, c.query_id, c.status)
+                            for c in session.scalars(select(Company))),
+        "operations": sorted((o.id, o.status, o.doc_count, o.error)
+                             for o in session.scalars(select(SerpOperation))),
+        "queries": sorted((q.id, q.status, q.result_count, q.attempts, q.last_error)
+                          for q in session.scalars(select(SerpQuery))),
+    }
+
+
+def _clear(session: Session) -> None:
+    for model in (SerpResult, Company, SerpOperation, SerpQuery):
+        session.execute(model.__table__.delete())
+    session.commit()
+
+
+def test_batch_gives_what_one_by_one_gives(session: Session, samples_dir: Path) -> None:
+    pks = _batch_world(session, samples_dir)
+    one_by_one = {pk: ingest_operation(session, pk) for pk in pks}
+    session.commit()
+    expected = _snapshot(session, one_by_one)
+    _clear(session)
+
+    pks = _batch_world(session, samples_dir)  # same ids: the tables' sequences moved on
+    batch = ingest_operations(session, reversed(pks))
+    session.commit()
+    assert list(batch) == sorted(pks)
+    got = _snapshot(session, batch)
+
+    def by_position(snapshot: dict) -> dict:  # row ids differ between the two worlds
+        ranks = {old: new for new, old in enumerate(sorted(snapshot["outcomes"]))}
+        out = dict(snapshot)
+        out["outcomes"] = {ranks[pk]: value for pk, value in snapshot["outcomes"].items()}
+        op_ranks = {row[0]: n for n, row in enumerate(snapshot["operations"])}
+        out["operations"] = [(n, *row[1:]) for n, row in enumerate(snapshot["operations"])]
+        out["results"] = sorted((op_ranks[row[0]], *row[1:]) for row in snapshot["results"])
+        q_ranks = {row[0]: n for n, row in enumerate(snapshot["queries"])}
+        out["queries"] = [(n, *row[1:]) for n, row in enumerate(snapshot["queries"])]
+        out["companies"] = [(*row[:9], q_ranks[row[9]], row[10]) for row in snapshot["companies"]]
+        return out
+
+    assert by_position(got) == by_position(expected)
+    outcomes = [value[0] for value in by_position(got)["outcomes"].values()]
+    assert outcomes == ["already_ingested", "ingested", "ingested", "ingested", "ingested",
+                        "empty", "requeued", "failed", "not_ready", "ingested", "failed",
+                        "requeued", "ingested", "not_ready"]
+    flowers = next(c for c in got["companies"] if c[0] == "romashka-flowers.ru")
+    assert flowers[1:3] == ("ООО «Ромашка Флауэрс»", "legal")
+    firm = next(c for c in got["companies"] if c[0] == "new-firm.ru")
+    assert firm[1:3] == ("Новая Фирма", "title")  # an equally good later name does not win
+
+
+def test_batch_twice_is_idempotent(session: Session) -> None:
+    queries = [make_query(session, n) for n in range(3)]
+    ops = [make_operation(session, q, render_serp(DOCS), n=i) for i, q in enumerate(queries)]
+    first = ingest_operations(session, [op.id for op in ops])
+    session.commit()
+    counts = (session.scalar(select(func.count(SerpResult.id))),
+              session.scalar(select(func.count(Company.id))))
+    again = ingest_operations(session, [op.id for op in ops])
+    session.commit()
+    assert {r.outcome for r in again.values()} == {"already_ingested"}
+    assert {pk: r.company_ids for pk, r in again.items()} == {
+        pk: r.company_ids for pk, r in first.items()}
+    assert counts == (session.scalar(select(func.count(SerpResult.id))),
+                      session.scalar(select(func.count(Company.id))))
+    assert ingest_operations(session, []) == {}
+
+
+def test_ingest_batch_task_falls_back_to_one_by_one(
+    session: Session, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from leadgen.serp import ingest
+    from leadgen.tasks.serp import ingest_batch
+
+    queries = [make_query(session, n) for n in range(2)]
+    ops = [make_operation(session, q, render_serp(DOCS[:2] + DOCS[4:6]), n=i)
+           for i, q in enumerate(queries)]
+    ids = ingest_batch([op.id for op in ops])
+    found = companies(session)
+    assert ids == [found["ulybka-dent.ru"].id, found["smile-clinic.ru"].id,
+                   found["xn--80aqafcrtq.xn--p1ai"].id]
+
+    more = make_operation(session, make_query(session, 9), render_serp(
+        [{"url": "https://fresh.ru/", "title": "Свежая"}]), n=9)
+
+    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("batch failed")
+
+    monkeypatch.setattr(ingest, "ingest_operations", broken)
+    assert ingest_batch([more.id, ops[0].id]) == [ids[0], ids[1], ids[2],
+                                                  companies(session)["fresh.ru"].id]
+    session.expire_all()
+    assert session.get(SerpOperation, more.id).status == "ingested"
 
 
 # --- dedupe ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from leadgen.serp.domains import (
     display_domain,
     homepage_url,
     normalize_url,
+    normalize_url_host,
     registrable_domain,
     url_host,
 )
@@ -94,3 +95,23 @@ def test_url_host_and_display() -> None:
     assert url_host(normalize_url("https://WWW.Shop.Brand.ru:8443/x")) == "shop.brand.ru"
     assert display_domain("xn--e1aybc.xn--p1ai") == "тест.рф"
     assert display_domain("brand.ru") == "brand.ru"
+
+
+@pytest.mark.parametrize(
+    "raw", ["example.com", "https://www.Test.RU/a?utm_source=x&b=1#f", "http://shop.brand.ru:8080/",
+            "https://brand.ru/?yclid=5", "https://brand.ru?x=1", "https://brand.ru#top",
+            "https://user@brand.ru/", "http://127.0.0.1/a", "http://[::1]:80/", "https://тест.рф/",
+            "https://www.ru/", "https://sub.brand.msk.ru/a/b?c=d&utm_term=e"],
+)
+def test_normalize_url_host_matches_normalize_url(raw: str) -> None:
+    normalized = normalize_url(raw)
+    assert normalize_url_host(raw) == (normalized, url_host(normalized))
+
+
+@pytest.mark.parametrize("raw", ["https://a..ru/", "https://-a.ru/x", "ftp://a.ru/",
+                                 "https://" + "a" * 64 + ".ru/"])
+def test_normalize_url_host_rejects_like_normalize_url(raw: str) -> None:
+    with pytest.raises(ValueError):
+        normalize_url(raw)
+    with pytest.raises(ValueError):
+        normalize_url_host(raw)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
+from leadgen.serp import names
 from leadgen.serp.names import NameChoice, better, choose_name, legal_name, name_key
 
 
@@ -97,3 +101,69 @@ def test_name_key(name: str, source: str, key: str | None) -> None:
 def test_name_key_does_not_strip_inside_words() -> None:
     assert name_key("Аорта", "title") == "аорта"
     assert name_key("Ипотека Центр", "title") == "ипотекацентр"
+
+
+# legal_name() skips its regexes when cheap substring checks rule a match out; this is the
+# plain version it must agree with.
+_PLAIN_LEGAL = re.compile(r"(?<![\w])" + names._FORM + names._QUOTED, re.IGNORECASE)
+_HINT = re.compile(r"ООО|ОАО|ЗАО|ПАО|НАО|АО|ТОО|АНО|ОДО|ЧУП|ИП|LLC|Ltd|LTD|бществ|ество|"
+                   r"рганизац|редпринимател", re.IGNORECASE)
+
+
+def _reference_legal_name(text: str | None) -> str | None:
+    if not text or not _HINT.search(text):
+        return None
+    found: list[tuple[int, str]] = []
+    for match in _PLAIN_LEGAL.finditer(text):
+        inner = names._clean(next(g for g in (match["g"], match["q"], match["c"], match["l"]) if g))
+        if len(inner) >= 2 and re.search(r"[^\W\d_]", inner):
+            found.append((match.start(), f"{names._short_form(match['form'])} «{inner}»"))
+            break
+    match = names._IP.search(text)
+    if match:
+        found.append((match.start(), f"ИП {names._clean(match['fio'])}"))
+    return min(found)[1] if found else None
+
+
+_TOKENS = [
+    "ООО", "ооо", "ОАО", "зао", "ПАО", "НАО", "АО", "ао", "ТОО", "АНО", "ОДО", "ЧУП", "LLC",
+    "Ltd.", "LTD", "ИП", "ип", "Индивидуальный предприниматель", "Общество с ограниченной  "
+    "ответственностью", "АКЦИОНЕРНОЕ ОБЩЕСТВО", "автономная некоммерческая организация",
+    "товарищество с ограниченной ответственностью", "ᲂᲂᲂ", "ЗᲀО", "ᲄᲂᲂ", "«", "»", '"', "“", "”",
+    "„", "«Ромашка»", '"Вектор"', "“Альфа”", "„Бета“", "«Дом «Сад»»", "Иванов И.И.",
+    "Петров Пётр Петрович", "Анна-Мария", "—", "|", ":", "…", ",", "123", "©", "в Москве",
+    "качество", "хаос", "Ипотека", "цены", "\u00a0", "\n", "x",
+]
+
+
+def test_legal_name_agrees_with_the_plain_regex_version() -> None:
+    rng = random.Random(5)
+    texts = [" ".join(rng.choice(_TOKENS) for _ in range(rng.randint(1, 9)))
+             for _ in range(4000)]
+    found = 0
+    for text in texts:
+        expected = _reference_legal_name(text)
+        assert legal_name(text) == expected, text
+        found += expected is not None
+    assert found > 500  # the sample does exercise the regexes
+
+
+def test_legal_form_in_case_variant_letters() -> None:
+    # re.IGNORECASE equates "ᲂ" (narrow o) with "О" although str.lower() does not
+    assert legal_name("ᲂᲂᲂ «Ромашка»") == "ООО «Ромашка»"
+
+
+def test_case_odd_covers_every_ignorecase_variant() -> None:
+    letters = sorted(set("".join(names._FORM_FRAGMENTS)))
+    variant = re.compile("[" + "".join(letters) + "]", re.IGNORECASE)
+    odd = [c for c in map(chr, range(0x110000))
+           if variant.match(c) and c.lower() not in letters]
+    assert odd and all(names._CASE_ODD.match(c) for c in odd)
+
+
+def test_form_starts_cover_every_ignorecase_variant() -> None:
+    firsts = {form[0].lower() for form, _short in names._FULL_FORMS}
+    firsts |= {form[0].lower() for form in names._SHORT_FORMS.split("|")}
+    variant = re.compile("[" + "".join(sorted(firsts)) + "]", re.IGNORECASE)
+    starts = [c for c in map(chr, range(0x110000)) if variant.match(c)]
+    assert set(starts) <= set(names._FORM_STARTS)
