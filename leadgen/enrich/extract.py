@@ -326,6 +326,8 @@ def mailto_addresses(href: str) -> list[str]:
 
 def deobfuscate(text: str) -> str:
     """Turn `info [at] site [dot] ru`, `info собака site.ru`, `info @ site . ru` into plain form."""
+    # The patterns start with \s*: on long whitespace runs they would be quadratic.
+    text = WS_RE.sub(" ", text)
     text = SPACED_EN_RE.sub(lambda m: m.group(1) + "@" + _EN_DOT_RE.sub(".", m.group(2)), text)
     text = AT_RE.sub("@", text)
     return DOT_RE.sub(".", text)
@@ -573,6 +575,7 @@ def analyse_page(html: str, page_url: str, company_domain: str | None = None) ->
         for line in text.split("\n"):
             if not OBFUSCATION_HINT.search(line):
                 continue
+            line = WS_RE.sub(" ", line)
             clear = deobfuscate(line)
             if clear == line:
                 continue

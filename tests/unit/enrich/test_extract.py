@@ -325,3 +325,16 @@ def test_cli_extract_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert {"email", "method", "confidence"} <= set(data[0])
     assert data[0]["method"] == "mailto"
     assert data[0]["confidence"] >= data[1]["confidence"]
+
+
+def test_hostile_deep_nesting_still_yields_the_emails():
+    depth = 200_000
+    html = ("<html><body>" + "<div><span>" * depth
+            + '<a href="mailto:info@deep.ru">mail</a> sales@deep.ru' + "</span></div>" * depth)
+    emails = [c.email for c in extract_emails(html, "https://deep.ru/")]
+    assert emails[:2] == ["info@deep.ru", "sales@deep.ru"]
+
+
+def test_obfuscation_after_a_huge_whitespace_run():
+    html = "<p>" + " " * 1_000_000 + "info собака spaces.ru</p>"
+    assert [c.email for c in extract_emails(html, "https://spaces.ru/")] == ["info@spaces.ru"]
