@@ -87,6 +87,8 @@ def test_worker_enriches_sandbox_companies(pg_only_url: str, tmp_path: Path,
     for domain, company in companies.items():
         if company.status == "contacts_ready":
             assert domain in primaries and company.status_reason is None
+        elif company.status == "duplicate":  # shares an email found on an older company's site
+            assert company.duplicate_of_id is not None and company.status_reason
         else:
             assert company.status == "contacts_not_found"
             assert company.status_reason in {"unreachable", "blocked", "robots", "no_email"}
