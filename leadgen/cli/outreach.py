@@ -147,4 +147,33 @@ def outbox_review(resend: tuple[int, ...], drop: tuple[int, ...], release: tuple
         click.echo("\n--resend ID (unknown: may duplicate), --drop ID, --release ID (held)")
 
 
-COMMANDS = [optout, outbox]
+
+
+@click.group()
+def unsubscribe() -> None:
+    """The one-click unsubscribe endpoint behind UNSUBSCRIBE_URL (RFC 8058)."""
+
+
+@unsubscribe.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def unsubscribe_serve(host: str, port: int) -> None:
+    """Serve POST <UNSUBSCRIBE_URL>/<token> (put your HTTPS reverse proxy in front)."""
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIServer, make_server
+
+    from leadgen.outreach.unsubscribe import make_app
+
+    settings = get_settings()
+    if not settings.unsubscribe_secret:
+        raise click.ClickException("UNSUBSCRIBE_SECRET is empty: tokens cannot be verified")
+
+    class ThreadingServer(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    with make_server(host, port, make_app(settings), server_class=ThreadingServer) as server:
+        click.echo(f"unsubscribe endpoint on http://{host}:{port}/<token>")
+        server.serve_forever()
+
+
+COMMANDS = [optout, outbox, unsubscribe]
