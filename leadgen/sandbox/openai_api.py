@@ -163,6 +163,7 @@ FILLERS = [
 
 def write_email(brief: Brief, rng: random.Random) -> tuple[str, str]:
     name = brief.name if brief.name and len(brief.name) <= 60 else ""
+    quoted = name if any(mark in name for mark in "«»\"") else f"«{name}»"  # ООО «Ромашка»
     niche = brief.niche.lower() or "ваше направление"
     city = brief.city
     where = f" в городе {city}" if city else ""
@@ -172,7 +173,7 @@ def write_email(brief: Brief, rng: random.Random) -> tuple[str, str]:
         f"Предложение для {name}" if name else f"Предложение для компании из сферы «{niche}»",
     ])[:78].strip()
     greeting = rng.choice(["Здравствуйте!", "Добрый день!",
-                           f"Здравствуйте, команда «{name}»!" if name else "Добрый день, коллеги!"])
+                           f"Здравствуйте, команда {quoted}!" if name else "Добрый день, коллеги!"])
     intro = []
     if brief.sender_name:
         who = f"Меня зовут {brief.sender_name}"
@@ -182,7 +183,7 @@ def write_email(brief: Brief, rng: random.Random) -> tuple[str, str]:
             who += f", я представляю компанию {brief.sender_company}"
         intro.append(who + ".")
     phrase = _phrase(brief.excerpt, rng)
-    look = f"Посмотрел, чем занимается {('«' + name + '»') if name else 'ваша компания'}: " \
+    look = f"Посмотрел, чем занимается {quoted if name else 'ваша компания'}: " \
            f"{niche}{where}."
     if phrase:
         look += f" Особенно зацепила фраза «{phrase}»."
