@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 
 from leadgen.config import Settings
 from leadgen.db import dispose_engines
@@ -33,4 +33,10 @@ def reconfigure(settings: Settings) -> None:
 def _fresh_engines(**_kwargs: object) -> None:
     # A prefork child must not reuse the parent's database connections.
     dispose_engines()
+    configure_logging()
+
+
+@setup_logging.connect
+def _logging(**_kwargs: object) -> None:
+    # Workers and beat log through leadgen's handler (text or JSON, LOG_FORMAT).
     configure_logging()
