@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from typing import Any
+
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from leadgen.config import get_settings
 from leadgen.models import Company, SerpOperation, SerpQuery, utcnow
 from leadgen.outreach.deliver import sweep_stuck_sending
 
@@ -25,8 +28,10 @@ class SweepReport:
     messages_unknown: int = 0
 
 
-def sweep_leases(session: Session, now: datetime | None = None) -> SweepReport:
+def sweep_leases(session: Session, now: datetime | None = None,
+                 settings: Any = None) -> SweepReport:
     now = now or utcnow()
+    settings = settings or get_settings()
     report = SweepReport()
     report.queries = session.execute(
         update(SerpQuery)
@@ -39,9 +44,19 @@ def sweep_leases(session: Session, now: datetime | None = None) -> SweepReport:
         .where(SerpOperation.lease_until < now)
         .values(lease_until=None)
     ).rowcount
+    # Every claim counted an attempt: a site that keeps killing its worker is given up on
+    # instead of going back to `new` forever.
+    spent = Company.attempts >= settings.enrich_max_attempts
     report.companies = session.execute(
         update(Company)
-        .where(Company.status == "enriching", Company.lease_until < now)
+        .where(Company.status == "enriching", Company.lease_until < now, spent)
+        .values(status="contacts_not_found", status_reason="unreachable", lease_until=None,
+                next_attempt_at=None, updated_at=now,
+                last_error="lease expired on the last attempt: the worker stopped while crawling")
+    ).rowcount
+    report.companies += session.execute(
+        update(Company)
+        .where(Company.status == "enriching", Company.lease_until < now, ~spent)
         .values(status="new", lease_until=None,
                 last_error="lease expired: the worker stopped while crawling")
     ).rowcount

@@ -75,11 +75,31 @@ def parse_ip_literal(host: str) -> IPAddress | None:
     return None
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_V4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address reaches through a translator or tunnel (NAT64, 6to4,
+    Teredo, IPv4-compatible): Python counts several of these prefixes as global."""
+    found = []
+    if ip in _NAT64 or ip in _V4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    return found
+
+
 def address_allowed(ip: IPAddress, allowed: list[IPNetwork]) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if any(ip in net for net in allowed if net.version == ip.version):
         return True
+    if isinstance(ip, ipaddress.IPv6Address) and not all(
+            address_allowed(inner, allowed) for inner in _embedded_ipv4(ip)):
+        return False
     return ip.is_global and not ip.is_multicast
 
 

@@ -172,9 +172,13 @@ def smtp_send(smtp: TrackingSMTP, from_addr: str, to_addr: str, payload: bytes) 
     text, enhanced = _text(reply), _enhanced(reply)
     if code in AUTH_CODES:
         return _Outcome("auth", code, text)
+    if enhanced == (4, 7, 0) and "unsolicited" in text.lower():
+        return _Outcome("quota", code, text)  # flagged as a spam source: stop the mailbox
     if 400 <= code < 500:
         return _Outcome("deferred", code, text)
-    if stage == "mail" and (enhanced and enhanced[1:] == (4, 5) or code == 550 and "quota" in text.lower()):
+    # 5.4.5 = the sender's daily quota, at whatever stage the server says it (Gmail: MAIL, RCPT
+    # or DATA); a bare "quota" text only at MAIL (at RCPT it may be the recipient's mailbox).
+    if enhanced and enhanced[1:] == (4, 5) or stage == "mail" and code == 550 and "quota" in text.lower():
         return _Outcome("quota", code, text)
     if enhanced and enhanced[0] == 5 and enhanced[1] == 1:
         return _Outcome("bounced", code, text)
@@ -573,9 +577,6 @@ def _after_send(ctx: _Context, session: Session, message: _Claimed, recipient: s
         _record(session, message_pk, status="unknown", last_error=outcome.reply)
         report.unknown += 1
         return "connection lost after DATA"
-    if outcome.kind == "lost":
-        report.released += release(session, [message_pk], outcome.reply)
-        return outcome.reply
     if outcome.kind in ("auth", "quota"):
         until = now + timedelta(hours=24) if outcome.kind == "quota" else None
         reason = f"SMTP {outcome.code} {outcome.reply}"
@@ -584,9 +585,11 @@ def _after_send(ctx: _Context, session: Session, message: _Claimed, recipient: s
         report.paused.append(box.name)
         log.error("mailbox %s paused: %s", box.name, reason)
         return reason
-    error = f"SMTP {outcome.code} {outcome.reply}"
+    error = f"SMTP {outcome.code} {outcome.reply}" if outcome.code else outcome.reply
     tries = message.attempts + 1
-    if outcome.kind == "deferred":
+    # A connection lost before DATA was not accepted, but it was an attempt: backed off and
+    # bounded like a 4xx, so a recipient that always breaks it cannot block the queue forever.
+    if outcome.kind in ("deferred", "lost"):
         if tries >= settings.send_max_attempts:
             _record(session, message_pk, status="failed", attempts=tries,
                     smtp_code=outcome.code, last_error=f"gave up after {tries}: {error}")
@@ -596,6 +599,8 @@ def _after_send(ctx: _Context, session: Session, message: _Claimed, recipient: s
                     smtp_code=outcome.code, last_error=error,
                     next_attempt_at=now + backoff(settings, tries))
             report.deferred += 1
+        if outcome.kind == "lost":
+            return outcome.reply
         return "server closing connection" if outcome.code == 421 else False
     _record(session, message_pk, status="failed", attempts=tries, smtp_code=outcome.code,
             last_error=error)

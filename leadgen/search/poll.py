@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from leadgen.config import Settings
 from leadgen.models import SerpOperation, SerpQuery
-from leadgen.search.errors import OperationGone, PermanentError, QuotaExhausted, TransientError
+from leadgen.search.errors import (AuthError, OperationGone, PermanentError, QuotaExhausted,
+                                   TransientError)
 from leadgen.search.ratelimit import RateLimiter
 from leadgen.search.submit import retry_or_fail, utcnow
 from leadgen.search.yandex import YandexSearchClient
@@ -97,9 +98,10 @@ def poll_operation(session: Session, settings: Settings, pk: int, client: Yandex
         result = client.get_operation(operation.operation_id)
     except OperationGone as exc:
         return _give_up(session, settings, operation, "expired", str(exc), now)
-    except TransientError as exc:
-        # The timeout above bounds how long transient errors can keep an operation open.
-        delay = max(settings.yandex_poll_interval_seconds, exc.retry_after or 0)
+    except (TransientError, AuthError) as exc:
+        # Rejected credentials are not the operation's fault: dropping it would discard a paid
+        # result. The timeout above bounds how long either can keep an operation open.
+        delay = max(settings.yandex_poll_interval_seconds, getattr(exc, "retry_after", 0) or 0)
         operation.next_poll_at = now + timedelta(seconds=delay)
         operation.lease_until = None
         operation.error = f"last poll: {exc}"[:2000]

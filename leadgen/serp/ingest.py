@@ -390,7 +390,7 @@ WITH results AS ({_RESULTS_INSERT.format(**_BIND)}
     UPDATE serp_queries
     SET status = 'completed', result_count = :doc_count, completed_at = :now,
         last_error = NULL, next_attempt_at = NULL, lease_until = NULL, updated_at = :now
-    WHERE id = :query_id AND status <> 'completed'
+    WHERE id = :query_id AND (status <> 'completed' OR result_count IS NULL)
 )
 SELECT domain, id FROM upserted
 """)
@@ -411,7 +411,7 @@ WITH upserted AS ({_COMPANIES_UPSERT.format(
     SET status = 'completed', result_count = (d->>1)::integer, completed_at = :now,
         last_error = NULL, next_attempt_at = NULL, lease_until = NULL, updated_at = :now
     FROM jsonb_array_elements(CAST(:queries AS jsonb)) AS d
-    WHERE q.id = (d->>2)::bigint AND q.status <> 'completed'
+    WHERE q.id = (d->>2)::bigint AND (q.status <> 'completed' OR q.result_count IS NULL)
 )
 SELECT domain, id FROM upserted
 """)
@@ -491,7 +491,9 @@ def _mark_done(session: Session, op_id: int, query_id: int, doc_count: int,
     )
     session.execute(
         update(SerpQuery)
-        .where(SerpQuery.id == query_id, SerpQuery.status != "completed")
+        # The poll already marked it completed; the first ingested operation counts.
+        .where(SerpQuery.id == query_id,
+               or_(SerpQuery.status != "completed", SerpQuery.result_count.is_(None)))
         .values(status="completed", result_count=doc_count, completed_at=now, last_error=None,
                 next_attempt_at=None, lease_until=None, updated_at=now)
     )

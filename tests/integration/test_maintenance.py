@@ -37,3 +37,27 @@ def test_sweeper_frees_expired_claims_and_never_resends(session):
         "old.ru": "new", "busy.ru": "enriching"}
     assert session.query(OutreachMessage).one().status == "unknown"
     assert sweep_leases(session, now).messages_unknown == 0  # idempotent
+
+
+def test_sweeper_gives_up_on_a_company_that_keeps_killing_its_worker(session):
+    """A site whose crawl never finishes (worker killed, store keeps failing) must not go back to
+    `new` forever: each claim counted an attempt, and at ENRICH_MAX_ATTEMPTS it is final."""
+    now = utcnow()
+    past = now - timedelta(minutes=5)
+    session.add_all([
+        Company(domain="poison.ru", name="P", homepage_url="https://poison.ru/",
+                status="enriching", lease_until=past, attempts=3),
+        Company(domain="again.ru", name="A", homepage_url="https://again.ru/",
+                status="enriching", lease_until=past, attempts=1),
+    ])
+    session.commit()
+
+    assert sweep_leases(session, now).companies == 2
+    session.commit()
+
+    rows = {c.domain: c for c in session.query(Company)}
+    assert rows["again.ru"].status == "new"
+    poison = rows["poison.ru"]
+    assert (poison.status, poison.status_reason, poison.next_attempt_at, poison.lease_until) == (
+        "contacts_not_found", "unreachable", None, None)
+    assert "lease expired" in poison.last_error

@@ -352,3 +352,30 @@ def test_database_error_mid_batch_records_the_sent_one_and_releases_the_rest(
     assert deliver_due(settings, now=MONDAY_10 + timedelta(minutes=1)).sent == 2
     assert Counter(m.rcpt_tos[0] for m in smtp.messages()) == Counter(
         ["info@err1.ru", "info@err2.ru", "info@err3.ru"])
+
+
+def test_connection_lost_before_data_is_an_attempt_not_a_head_of_line_block(
+        db_url, monkeypatch, smtp, ca):
+    """A server that drops the connection at RCPT for one recipient must not make that message
+    the head of the mailbox's queue forever (claimed, lost, released, every minute)."""
+    from leadgen.outreach import deliver as deliver_module
+
+    settings = configure(monkeypatch, smtp_env(smtp, ca, SEND_MAX_ATTEMPTS=2))
+    first, second = _queue(db_url, settings, ["drop-a.ru", "fine-b.ru"])
+    real_send = deliver_module.smtp_send
+
+    def flaky(conn, sender, recipient, payload):
+        if recipient.startswith("drop-a@"):
+            return deliver_module._Outcome("lost", None, "connection lost during rcpt: gone")
+        return real_send(conn, sender, recipient, payload)
+
+    monkeypatch.setattr(deliver_module, "smtp_send", flaky)
+    late = MONDAY_10 + timedelta(hours=1)  # both due
+    deliver_due(settings, now=late)
+    message = _messages(db_url)[first]
+    assert (message.status, message.attempts) == ("deferred", 1)
+    assert message.next_attempt_at == late + timedelta(minutes=5)
+    assert deliver_due(settings, now=late + timedelta(minutes=1)).sent == 1
+    assert _messages(db_url)[second].status == "sent"  # not stuck behind the first
+    deliver_due(settings, now=late + timedelta(minutes=30))
+    assert _messages(db_url)[first].status == "failed"  # bounded: SEND_MAX_ATTEMPTS

@@ -368,3 +368,33 @@ def test_full_sandbox_sheet_to_fetched_operations(pg_only_url: str, tmp_path, mo
         xml = session.scalars(select(SerpOperation.raw_xml)).first()
         assert "<yandexsearch" in xml
         client.close()
+
+
+class _RejectedCredentials:
+    """The IAM exchange (or a refreshed token) is rejected: a credentials problem."""
+
+    def headers(self) -> dict[str, str]:
+        from leadgen.search.errors import AuthError
+        raise AuthError("IAM token exchange rejected (HTTP 400): iat is in the future")
+
+    def invalidate(self) -> bool:
+        return False
+
+
+def test_credentials_failure_while_polling_keeps_the_paid_operation(session: Session,
+                                                                    yandex) -> None:
+    due = seed_queries(session, 1)
+    settings, client, limiter = tools()
+    assert [o.outcome for o in submit_due(session, settings, client, limiter, now=due)] == ["submitted"]
+    broken = YandexSearchClient(settings, credentials=_RejectedCredentials())
+    polled = poll_due(session, settings, broken, limiter, now=due)
+    assert [p.outcome for p in polled] == ["transient"]
+    session.expire_all()
+    op = session.scalars(select(SerpOperation)).one()
+    query = session.scalars(select(SerpQuery)).one()
+    assert (op.status, op.lease_until) == ("pending", None) and "IAM" in op.error
+    assert (query.status, query.attempts) == ("submitted", 0)
+    # once the credentials work again the already-paid result is fetched, not searched again
+    fetched = poll_due(session, settings, client, limiter, now=due + timedelta(seconds=1))
+    assert [p.outcome for p in fetched] == ["fetched"]
+    assert len(yandex["emulator"].submitted) == 1

@@ -558,3 +558,20 @@ def test_ingest_then_dedupe_end_to_end(session: Session) -> None:
     assert sorted(active) == sorted([first.id, found["zub.ru"].id])
     assert (second.status, second.duplicate_of_id) == ("duplicate", first.id)
     assert ids == [found["ulybka.ru"].id, found["ulybka-clinic.ru"].id, found["zub.ru"].id]
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_ingest_counts_results_of_a_query_the_poll_completed(session: Session,
+                                                             batch: bool) -> None:
+    # The poll marks the query `completed` when it fetches the payload; ingest must still
+    # record how many results the query got.
+    query = make_query(session, status="completed")
+    op = make_operation(session, query, render_serp(DOCS))
+    if batch:
+        ingest_operations(session, [op.id])
+    else:
+        ingest_operation(session, op.id)
+    session.commit()
+    session.expire_all()
+    row = session.get(SerpQuery, query.id)
+    assert (row.status, row.result_count) == ("completed", len(DOCS))

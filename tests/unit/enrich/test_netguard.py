@@ -144,3 +144,23 @@ def test_address_allowed_rules() -> None:
     assert address_allowed(ipaddress.ip_address("::ffff:127.77.0.9"), nets)
     assert not address_allowed(ipaddress.ip_address("127.0.0.1"), nets)
     assert address_allowed(ipaddress.ip_address("8.8.8.8"), [])
+
+
+@pytest.mark.parametrize("address", [
+    "64:ff9b::a9fe:a9fe",   # NAT64 of 169.254.169.254 (is_global in Python's table)
+    "64:ff9b::7f00:1",      # NAT64 of 127.0.0.1
+    "2002:a9fe:a9fe::1",    # 6to4 of the metadata address
+    "2002:0a00:0001::",     # 6to4 of 10.0.0.1
+    "::7f00:1",             # IPv4-compatible 127.0.0.1
+])
+def test_ipv6_wrappers_of_private_ipv4_blocked(address: str) -> None:
+    import ipaddress
+
+    assert not address_allowed(ipaddress.ip_address(address), [])
+
+
+def test_ipv6_wrappers_of_public_ipv4_allowed() -> None:
+    import ipaddress
+
+    assert address_allowed(ipaddress.ip_address("64:ff9b::808:808"), [])
+    assert address_allowed(ipaddress.ip_address("2002:808:808::1"), [])

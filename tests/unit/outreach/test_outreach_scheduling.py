@@ -71,7 +71,13 @@ class FakeSMTP:
     (FakeSMTP(data=(550, b"5.1.1 gone")), "bounced"),
     (FakeSMTP(mail=(530, b"5.7.0 Authentication required")), "auth"),
     (FakeSMTP(mail=(550, b"5.4.5 Daily user sending quota exceeded")), "quota"),
+    # Gmail also reports its daily quota after RCPT or DATA: the mailbox, not the lead, is done.
+    (FakeSMTP(rcpt=(550, b"5.4.5 Daily user sending limit exceeded")), "quota"),
+    (FakeSMTP(data=(550, b"5.4.5 Daily user sending quota exceeded")), "quota"),
     (FakeSMTP(rcpt=(421, b"4.7.0 closing")), "deferred"),
+    # contracts 7.3: 421 4.7.0 "unusual rate of unsolicited mail" pauses the whole mailbox
+    (FakeSMTP(data=(421, b"4.7.0 [1.2.3.4] Our system has detected an unusual rate of "
+                         b"unsolicited mail originating from your IP address.")), "quota"),
     (FakeSMTP(drop_at="rcpt"), "lost"),
     (FakeSMTP(drop_at="after_payload"), "unknown"),
 ])
