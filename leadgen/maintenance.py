@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import update
@@ -33,10 +32,20 @@ def sweep_leases(session: Session, now: datetime | None = None,
     now = now or utcnow()
     settings = settings or get_settings()
     report = SweepReport()
+    # A lost submit counts as an attempt, so a query that keeps killing its worker fails with
+    # the reason instead of going back to `pending` forever.
+    lost_submit = (SerpQuery.status == "submitting", SerpQuery.lease_until < now)
+    last_try = SerpQuery.attempts + 1 >= settings.yandex_max_attempts
     report.queries = session.execute(
-        update(SerpQuery)
-        .where(SerpQuery.status == "submitting", SerpQuery.lease_until < now)
-        .values(status="pending", lease_until=None, next_attempt_at=now,
+        update(SerpQuery).where(*lost_submit, last_try)
+        .values(status="failed", attempts=SerpQuery.attempts + 1, lease_until=None,
+                next_attempt_at=None, updated_at=now,
+                last_error="lease expired on the last attempt: the worker stopped while submitting")
+    ).rowcount
+    report.queries += session.execute(
+        update(SerpQuery).where(*lost_submit, ~last_try)
+        .values(status="pending", attempts=SerpQuery.attempts + 1, lease_until=None,
+                next_attempt_at=now, updated_at=now,
                 last_error="lease expired: the worker stopped while submitting")
     ).rowcount
     report.operations = session.execute(

@@ -61,3 +61,25 @@ def test_sweeper_gives_up_on_a_company_that_keeps_killing_its_worker(session):
     assert (poison.status, poison.status_reason, poison.next_attempt_at, poison.lease_until) == (
         "contacts_not_found", "unreachable", None, None)
     assert "lease expired" in poison.last_error
+
+
+def test_sweeper_fails_a_query_whose_submits_keep_dying(session):
+    from leadgen.config import load_settings
+
+    now = utcnow()
+    past = now - timedelta(minutes=5)
+    settings = load_settings(yandex_max_attempts=3)
+    session.add_all([
+        SerpQuery(query_hash="last", query_text="q", region_id=213, region_source="city",
+                  niche="n", status="submitting", scheduled_for=now, lease_until=past,
+                  attempts=2),
+        SerpQuery(query_hash="first", query_text="q2", region_id=213, region_source="city",
+                  niche="n", status="submitting", scheduled_for=now, lease_until=past),
+    ])
+    session.commit()
+    assert sweep_leases(session, now, settings).queries == 2
+    session.commit()
+    rows = {q.query_hash: (q.status, q.attempts) for q in session.query(SerpQuery)}
+    assert rows == {"last": ("failed", 3), "first": ("pending", 1)}
+    failed = session.query(SerpQuery).filter_by(query_hash="last").one()
+    assert "last attempt" in failed.last_error
