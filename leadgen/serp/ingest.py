@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 DAILY_LIMIT = 32
 RETRYABLE_ERRORS = frozenset({20})  # "unknown error": retry like a bad payload
 CHUNK = 500  # rows per INSERT statement (SQLite caps bound parameters)
+# Longer URLs do not fit PostgreSQL's btree entry (~2.7 kB) of unique (operation_id, url).
+MAX_URL_BYTES = 2048
 
 
 @dataclass
@@ -232,6 +234,9 @@ def _collect(page: SerpPage, city: str | None, settings: Settings, blocklist: Bl
         try:
             url, host = normalize_url_host(doc.url)
         except ValueError:
+            result.skipped_count += 1
+            continue
+        if len(url.encode("utf-8")) > MAX_URL_BYTES:
             result.skipped_count += 1
             continue
         if url in seen_urls:

@@ -575,3 +575,19 @@ def test_ingest_counts_results_of_a_query_the_poll_completed(session: Session,
     session.expire_all()
     row = session.get(SerpQuery, query.id)
     assert (row.status, row.result_count) == ("completed", len(DOCS))
+
+
+def test_overlong_url_is_skipped_not_fatal(session: Session) -> None:
+    # A URL too long for the (operation_id, url) btree index used to abort the whole page on
+    # PostgreSQL, leaving the operation `fetched` and re-ingested forever.
+    import hashlib
+    noise = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(100))
+    docs = [{"url": f"https://long-url.ru/p?t={noise}", "title": "Long"},
+            {"url": "https://ok-site.ru/", "title": "OK"}]
+    query = make_query(session)
+    op = make_operation(session, query, render_serp(docs))
+    result = ingest_operation(session, op.id, get_settings())
+    session.commit()
+    assert result.outcome == "ingested" and result.skipped_count == 1
+    assert set(companies(session)) == {"ok-site.ru"}
+    assert session.get(SerpOperation, op.id).status == "ingested"
