@@ -66,7 +66,10 @@ def queries() -> None:
 def preview(niche: str, city: str, country: str, now_text: str | None) -> None:
     """Show the queries a row would produce, their regions and schedule. Writes nothing."""
     settings = get_settings()
-    now = datetime.fromisoformat(now_text) if now_text else datetime.now(timezone.utc)
+    try:
+        now = datetime.fromisoformat(now_text) if now_text else datetime.now(timezone.utc)
+    except ValueError:
+        raise click.BadParameter(f"{now_text!r} is not an ISO date-time", param_hint="--now")
     if now.tzinfo is None:
         now = now.replace(tzinfo=settings.tz)
     try:

@@ -54,6 +54,10 @@ def submit_query(query_id: int) -> str:
 def dispatch_polls() -> int:
     """Beat: enqueue operations due for a poll (any time of day)."""
     settings = get_settings()
+    with session_scope() as session:
+        stale = poll.claim_stale_fetched(session, settings, _now(), settings.search_poll_batch_size)
+    for pk in stale:  # fetched, but the ingest task was lost: start it again (no Yandex needed)
+        start_ingest(pk)
     try:
         client_for(settings)
     except ConfigError as exc:
@@ -61,11 +65,8 @@ def dispatch_polls() -> int:
         return 0
     with session_scope() as session:
         pks = poll.due_operation_pks(session, _now(), settings.search_poll_batch_size)
-        stale = poll.claim_stale_fetched(session, settings, _now(), settings.search_poll_batch_size)
     if pks:
         group(poll_operation.si(pk) for pk in pks).apply_async()
-    for pk in stale:  # fetched, but the ingest task was lost: start it again
-        start_ingest(pk)
     return len(pks)
 
 
