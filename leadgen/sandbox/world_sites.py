@@ -20,11 +20,9 @@ from leadgen.sandbox.world_vocab import (
     FIRST_NAMES,
     FREEMAIL,
     NICHE_BY_KEY,
-    PATRONYMICS,
     ROLE_PRIMARY,
     ROLE_SECONDARY,
     STUDIOS,
-    SURNAMES,
     City,
     translit,
 )

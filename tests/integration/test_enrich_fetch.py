@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
-from dnslib import AAAA, QTYPE, RCODE, RR, A
-from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from tests.dnszone import ZoneResolver, serve_dns
 
 from leadgen.config import load_settings
 from leadgen.enrich.crawl import CompanyRef, crawl_site
@@ -31,22 +30,6 @@ ZONE: dict[str, tuple[list[str], list[str]]] = {
     # zone is served only by the local DNS server below and points at 127.0.0.1.
     "stroy-site.ru": (["127.0.0.1"], []),
 }
-
-
-class _Zone(BaseResolver):
-    def resolve(self, request, handler):  # type: ignore[no-untyped-def]
-        reply = request.reply()
-        name = str(request.q.qname).rstrip(".").lower()
-        if name not in ZONE:
-            reply.header.rcode = RCODE.NXDOMAIN
-            return reply
-        v4, v6 = ZONE[name]
-        for ip in v4 if request.q.qtype == QTYPE.A else []:
-            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(ip), ttl=60))
-        for ip in v6 if request.q.qtype == QTYPE.AAAA else []:
-            reply.add_answer(RR(request.q.qname, QTYPE.AAAA, rdata=AAAA(ip), ttl=60))
-        return reply
-
 
 @dataclass
 class Resp:
@@ -143,11 +126,8 @@ class Web:
 
 @pytest.fixture(scope="module")
 def dns_address() -> Iterator[str]:
-    logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", logf=lambda *_: None)
-    server = DNSServer(_Zone(), port=0, address="127.0.0.1", logger=logger)
-    server.start_thread()
-    yield f"127.0.0.1:{server.server.server_address[1]}"
-    server.stop()
+    with serve_dns(ZoneResolver(ZONE)) as address:
+        yield address
 
 
 def settings_for(dns_address: str, **overrides):  # type: ignore[no-untyped-def]

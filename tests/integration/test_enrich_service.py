@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 from dnslib import MX, QTYPE, RCODE, RR
-from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from dnslib.server import BaseResolver
+
+from tests.dnszone import serve_dns
 from sqlalchemy import select
 
 from leadgen.config import load_settings
@@ -33,11 +35,8 @@ class _Zone(BaseResolver):
 
 @pytest.fixture(scope="module")
 def dns_address() -> Iterator[str]:
-    logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", logf=lambda *_: None)
-    server = DNSServer(_Zone(), port=0, address="127.0.0.1", logger=logger)
-    server.start_thread()
-    yield f"127.0.0.1:{server.server.server_address[1]}"
-    server.stop()
+    with serve_dns(_Zone()) as address:
+        yield address
 
 
 def add_company(session, domain: str, **values) -> int:  # type: ignore[no-untyped-def]

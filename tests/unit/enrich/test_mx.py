@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from dnslib import MX, QTYPE, RCODE, RR, A
-from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from dnslib.server import BaseResolver
+
+from tests.dnszone import serve_dns
 
 from leadgen.config import load_settings
 from leadgen.enrich.mx import MxChecker
@@ -36,11 +38,8 @@ class _Zone(BaseResolver):
 
 @pytest.fixture(scope="module")
 def dns_address() -> Iterator[str]:
-    logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", logf=lambda *_: None)
-    server = DNSServer(_Zone(), port=0, address="127.0.0.1", logger=logger)
-    server.start_thread()
-    yield f"127.0.0.1:{server.server.server_address[1]}"
-    server.stop()
+    with serve_dns(_Zone()) as address:
+        yield address
 
 
 def test_mx_statuses(dns_address: str) -> None:

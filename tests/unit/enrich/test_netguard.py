@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from dnslib import AAAA, QTYPE, RCODE, RR, A
-from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from tests.dnszone import ZoneResolver, serve_dns
 
 from leadgen.config import load_settings
 from leadgen.enrich.netguard import (
@@ -31,30 +30,10 @@ ZONE = {
 }
 
 
-class ZoneResolver(BaseResolver):
-    def resolve(self, request, handler):  # type: ignore[no-untyped-def]
-        reply = request.reply()
-        name = str(request.q.qname).rstrip(".").lower()
-        if name not in ZONE:
-            reply.header.rcode = RCODE.NXDOMAIN
-            return reply
-        v4, v6 = ZONE[name]
-        if request.q.qtype == QTYPE.A:
-            for ip in v4:
-                reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(ip), ttl=60))
-        if request.q.qtype == QTYPE.AAAA:
-            for ip in v6:
-                reply.add_answer(RR(request.q.qname, QTYPE.AAAA, rdata=AAAA(ip), ttl=60))
-        return reply
-
-
 @pytest.fixture(scope="module")
 def dns_address() -> Iterator[str]:
-    logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", logf=lambda *_: None)
-    server = DNSServer(ZoneResolver(), port=0, address="127.0.0.1", logger=logger)
-    server.start_thread()
-    yield f"127.0.0.1:{server.server.server_address[1]}"
-    server.stop()
+    with serve_dns(ZoneResolver(ZONE)) as address:
+        yield address
 
 
 def guard(dns_address: str, allowed: str = "") -> NetGuard:
