@@ -17,7 +17,6 @@ import pstats
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,7 +75,6 @@ def _server_context(ca_dir: str):
 
 class BareServer:
     def __init__(self, ca) -> None:
-        import trustme  # noqa: F401
         self.ca, self.port = ca, 0
         self.out = Path(tempfile.mkdtemp()) / "ids.txt"
 
@@ -118,12 +116,11 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime", help="pstats order for --profile")
     args = parser.parse_args()
 
-    import psycopg
     from sqlalchemy import insert
 
     from leadgen import migrations
     from leadgen.config import load_settings, reset_settings
-    from leadgen.db import dispose_engines, session_scope
+    from leadgen.db import create_database, dispose_engines, drop_database, session_scope
     from leadgen.models import Company, Contact, OutreachMessage
     from leadgen.outreach.deliver import deliver_due
     from leadgen.outreach.mailboxes import sync_mailboxes
@@ -131,13 +128,9 @@ def main() -> None:
     from leadgen.sandbox.tls import SandboxCA
 
     work = Path(tempfile.mkdtemp(prefix="bench_deliver_"))
-    pg_name = None
+    pg_url = None
     if args.db == "postgres":
-        pg_name = f"leadgen_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{pg_name}"')
-        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + \
-            f"/{pg_name}"
+        url = pg_url = create_database(PG_ADMIN, prefix="leadgen_bench")
     else:
         url = f"sqlite:///{work / 'bench.sqlite3'}"
     migrations.upgrade(url)
@@ -192,9 +185,8 @@ def main() -> None:
     finally:
         server.stop()
         dispose_engines()
-        if pg_name:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        if pg_url:
+            drop_database(pg_url, PG_ADMIN)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import random
 import resource
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -80,8 +79,6 @@ def synth_docs(rng: random.Random, niche: str, city: str, docs: int,
 @contextmanager
 def database():
     """A migrated, empty PostgreSQL database URL."""
-    import psycopg
-
     from leadgen import migrations
 
     url = os.environ.get("LEADGEN_BENCH_PG_URL")
@@ -97,20 +94,11 @@ def database():
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         yield url
         return
-    name = f"leadgen_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    url = f"{base}/{name}"
-    try:
+    from leadgen.db import scratch_database
+
+    with scratch_database(PG_ADMIN, prefix="leadgen_bench") as url:
         migrations.upgrade(url)
         yield url
-    finally:
-        from leadgen.db import dispose_engines
-
-        dispose_engines()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

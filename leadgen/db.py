@@ -4,6 +4,7 @@ session per unit of work through `session_scope()`."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,3 +71,38 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+# --- throwaway PostgreSQL databases (the fault suite, benchmarks, tests) ----------------------
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def create_database(admin_url: str = PG_ADMIN_URL, prefix: str = "leadgen_scratch") -> str:
+    """Create an empty database next to `admin_url`'s; returns its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}"
+
+
+def drop_database(url: str, admin_url: str = PG_ADMIN_URL) -> None:
+    import psycopg
+
+    dispose_engines()
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def scratch_database(admin_url: str = PG_ADMIN_URL, prefix: str = "leadgen_scratch") -> Iterator[str]:
+    """An empty PostgreSQL database for the duration of the block, dropped afterwards."""
+    url = create_database(admin_url, prefix)
+    try:
+        yield url
+    finally:
+        drop_database(url, admin_url)

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from leadgen import migrations
 from leadgen.config import get_settings
-from leadgen.db import dispose_engines, session_scope
+from leadgen.db import create_database, dispose_engines, drop_database, session_scope
 from leadgen.demo import DEMO_OVERRIDES, compressed_night, environment, measure
 from leadgen.models import (
     Company,
@@ -328,23 +327,6 @@ class Celery:
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
-def create_database(admin_url: str = PG_ADMIN) -> str:
-    import psycopg
-
-    name = f"leadgen_faults_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-
-
-def drop_database(url: str, admin_url: str = PG_ADMIN) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def terminate_backends(url: str, admin_url: str = PG_ADMIN) -> int:
     """Every connection to the database is cut, as in a PostgreSQL restart."""
     import psycopg
@@ -486,7 +468,7 @@ def run_faults(directory: Path, *, long: bool = False, plan: FaultPlan | None = 
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    database_url = database or create_database()
+    database_url = database or create_database(PG_ADMIN, prefix="leadgen_faults")
     events: list[str] = []
 
     def event(line: str) -> None:
@@ -596,7 +578,7 @@ def run_faults(directory: Path, *, long: bool = False, plan: FaultPlan | None = 
         dispose_engines()
         if not database and not keep_database:
             try:
-                drop_database(database_url)
+                drop_database(database_url, PG_ADMIN)
             except Exception:  # noqa: BLE001 - cleanup must not hide the result
                 pass
 

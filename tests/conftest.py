@@ -7,7 +7,6 @@ their own per test session, created and dropped here.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from leadgen import migrations
 from leadgen.celery_app import reconfigure
 from leadgen.config import get_settings, reset_settings
-from leadgen.db import dispose_engines, get_engine
+from leadgen.db import get_engine, scratch_database
 from leadgen.models import Base
 
 PG_ADMIN = os.environ.get("LEADGEN_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -38,16 +37,9 @@ def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database at head for this test session."""
     if not pg_available():
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN}: start it (see .ci/run)")
-    name = f"leadgen_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    url = f"{base}/{name}"
-    migrations.upgrade(url)
-    yield url
-    dispose_engines()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(PG_ADMIN, prefix="leadgen_test") as url:
+        migrations.upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

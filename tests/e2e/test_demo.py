@@ -6,15 +6,14 @@ from __future__ import annotations
 import mailbox
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 from sqlalchemy import create_engine, text
 
+from leadgen.db import scratch_database
 from leadgen.sandbox.world import World
 from tests.conftest import PG_ADMIN
 
@@ -89,12 +88,8 @@ def test_demo_embedded_then_again_duplicates_nothing(tmp_path):
 
 @pytest.fixture
 def pg_database():
-    name = f"leadgen_demo_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(PG_ADMIN, prefix="leadgen_demo") as url:
+        yield url
 
 
 def test_demo_distributed_with_real_worker_and_beat(tmp_path, pg_database):

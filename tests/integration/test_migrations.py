@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import UniqueConstraint, create_engine, inspect
 
 from leadgen import migrations
+from leadgen.db import scratch_database
 from leadgen.models import Base
 from tests.conftest import PG_ADMIN
 
@@ -20,12 +19,8 @@ def empty_db(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'roundtrip.sqlite3'}"
         return
-    name = f"leadgen_mig_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(PG_ADMIN, prefix="leadgen_mig") as url:
+        yield url
 
 
 def test_upgrade_check_downgrade_roundtrip(empty_db):
