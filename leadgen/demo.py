@@ -110,10 +110,14 @@ def measure(session: Session) -> Progress:
 
 
 def compressed_night(timezone_name: str) -> dict[str, str]:
-    """A "night" that is open now and closes within a minute, so queries spread over it."""
+    """A "night" that is open now and closes within about a minute, so queries spread over it.
+
+    At least 20 s of it remain: a sync that lands after the window closed would schedule every
+    query for the same minute tomorrow."""
     now = datetime.now(ZoneInfo(timezone_name))
+    end = now + timedelta(minutes=1) if now.second >= 40 else now
     start = (now - timedelta(minutes=1)).strftime("%H:%M")
-    return {"NIGHT_WINDOW_START": start, "NIGHT_WINDOW_END": now.strftime("%H:%M")}
+    return {"NIGHT_WINDOW_START": start, "NIGHT_WINDOW_END": end.strftime("%H:%M")}
 
 
 @contextmanager
@@ -176,7 +180,8 @@ def _drive_distributed(settings: Settings, env: dict[str, str], workdir: Path, d
         env=child_env, cwd=workdir, start_new_session=True,
     )
     try:
-        app.tasks["leadgen.intake.sync_sheet"].apply_async()
+        # The sync runs here, at once: the compressed night must not close while workers start.
+        app.tasks["leadgen.intake.sync_sheet"].apply()
         while True:
             time.sleep(1.0)
             with session_scope() as session:
